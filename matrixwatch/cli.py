@@ -1,0 +1,162 @@
+"""The `matrixwatch` command line.
+
+`replay`, `score` and `spikes` are contracts (DESIGN.md) that outside tools call
+exactly; the rest is ours. Errors in input print one clear line and exit 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from matrixwatch.settings import get_settings
+
+app = typer.Typer(
+    help="matrixwatch: streaming monitor for government new-media account matrices.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {msg}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def worker(
+    loglevel: str = typer.Option("INFO", help="Log level of the Faust worker."),
+) -> None:
+    """Run one Faust worker (production: run several; partitions set parallelism)."""
+    import faust
+
+    from matrixwatch.registry import RegistryError
+    from matrixwatch.streams.app import create_app
+
+    settings = get_settings()
+    if not settings.kafka_url:
+        _fail("MW_KAFKA_URL is not set (use `matrixwatch run` for the embedded broker)")
+    try:
+        pipe = create_app(settings)
+    except RegistryError as e:
+        _fail(str(e))
+    faust.Worker(pipe.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+@app.command()
+def replay(
+    files: list[Path] = typer.Argument(..., help="JSONL files of native Weibo objects."),
+    registry: Path = typer.Option(..., "--registry", help="matrix.yaml"),
+    out: Path = typer.Option(..., "--out", help="Output directory."),
+    timeout: float = typer.Option(3600.0, help="Give up if not drained after this many s."),
+    as_of: str = typer.Option(
+        None, "--as-of", help="ISO time that relative Weibo times are resolved against "
+        "(default: each file's modification time)."),
+) -> None:
+    """Run the full streaming pipeline over FILES and write DIR/{events,alerts,linkage}.jsonl."""
+    from matrixwatch.pipeline import replay as do_replay
+    from matrixwatch.registry import Registry, RegistryError
+
+    for f in files:
+        if not f.is_file():
+            _fail(f"no such file: {f}")
+    try:
+        Registry.load(registry)
+    except RegistryError as e:
+        _fail(str(e))
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("starting broker and worker…")
+
+        def progress(stage: str, done: int, total: int | None) -> None:
+            if stage == "produce":
+                bar.update(task, description=f"produced {done:,} lines")
+            else:
+                bar.update(task, description=f"waiting for the pipeline: {done:,} to consume")
+
+        try:
+            res = do_replay(files, registry, out, get_settings(), timeout=timeout,
+                            as_of=as_of, progress=progress)
+        except RuntimeError as e:
+            _fail(str(e), code=1)
+    c = res.counts
+    err.print(
+        f"replayed {res.lines:,} lines in {res.seconds:.1f}s: {c['events']:,} events, "
+        f"{c['alerts']:,} alerts, {c['linkage']:,} linkage tasks, "
+        f"{c['dead_letters']:,} dead letters → {out}"
+    )
+
+
+@app.command()
+def score(
+    model: str = typer.Option("default", "--model", help="Sentiment model name."),
+) -> None:
+    """Read one text per line on stdin; write one JSON line {score, label} per text."""
+    from matrixwatch.streams.sentiment.cli import score_command
+
+    raise typer.Exit(score_command(model, sys.stdin, sys.stdout))
+
+
+@app.command()
+def spikes(
+    series: Path = typer.Option(..., "--series", help="CSV with header timestamp,value."),
+) -> None:
+    """Run the stream's spike detector over a count series; one JSON line per alert."""
+    from matrixwatch.streams.spikes import spikes_command
+
+    raise typer.Exit(spikes_command(series, sys.stdout))
+
+
+@app.command()
+def simulate(
+    out: Path = typer.Option(..., "--out", help="JSONL file of native Weibo objects."),
+    registry_out: Path = typer.Option(..., "--registry-out", help="Where to write matrix.yaml."),
+    events: int = typer.Option(10000, "--events", help="How many objects to generate."),
+    seed: int = typer.Option(7, help="Random seed (same seed, same bytes)."),
+) -> None:
+    """Write a simulated matrix (matrix.yaml) and a feed of native objects."""
+    from matrixwatch.collectors.simulator import build_matrix, write_jsonl, write_registry
+
+    matrix = build_matrix(seed=seed)
+    write_registry(registry_out, matrix)
+    n = write_jsonl(out, matrix, events, seed=seed)
+    err.print(f"{len(matrix.accounts)} accounts → {registry_out}; {n:,} objects → {out}")
+
+
+@app.command()
+def run(
+    rate: float = typer.Option(50.0, help="Simulated objects per second (wall clock)."),
+    speedup: float = typer.Option(60.0, help="Simulated seconds per wall-clock second."),
+    duration: float = typer.Option(0.0, help="Stop after this many seconds (0 = until Ctrl-C)."),
+) -> None:
+    """The main job: broker (embedded unless MW_KAFKA_URL), worker, simulated feed, live view."""
+    from matrixwatch.runner import run_main
+
+    raise typer.Exit(run_main(get_settings(), rate=rate, speedup=speedup, duration=duration))
+
+
+def _mount_subapps() -> None:
+    try:
+        from matrixwatch.streams.sentiment.cli import app as sentiment_app
+    except ImportError:  # pragma: no cover - during partial installs
+        return
+    app.add_typer(sentiment_app, name="sentiment", help="Train, evaluate, benchmark models.")
+
+
+_mount_subapps()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

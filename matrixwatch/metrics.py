@@ -1,0 +1,34 @@
+"""Prometheus metrics of the project (DESIGN.md, "Observability"). One flat module."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_IN = Counter("matrixwatch_events_in_total", "Raw inputs consumed", ["source"])
+EVENTS_OUT = Counter(
+    "matrixwatch_events_out_total", "Normalized events stored", ["kind", "platform"]
+)
+DEAD_LETTERS = Counter("matrixwatch_dead_letters_total", "Inputs sent to the DLQ", ["reason"])
+LATE_EVENTS = Counter(
+    "matrixwatch_late_events_total", "Events behind the watermark, not counted", ["stage"]
+)
+SINK_ERRORS = Counter("matrixwatch_sink_errors_total", "Failed store writes", ["store", "kind"])
+ALERTS_FIRED = Counter(
+    "matrixwatch_alerts_fired_total", "Alerts fired", ["rule", "severity"]
+)
+OPEN_TASKS = Gauge("matrixwatch_linkage_open_tasks", "Open linkage tasks on this worker")
+CONSUMER_LAG = Gauge(
+    "matrixwatch_consumer_lag", "Messages behind the end of a partition", ["topic", "partition"]
+)
+E2E_LATENCY = Histogram(
+    "matrixwatch_end_to_end_seconds",
+    "Seconds from collection to the store / to the alert",
+    ["stage"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+SENTIMENT_SECONDS = Histogram(
+    "matrixwatch_sentiment_batch_seconds", "Seconds to score one batch (off the event loop)"
+)
+COLLECTOR_ERRORS = Counter(
+    "matrixwatch_collector_errors_total", "Collector request failures", ["source"]
+)

@@ -1,0 +1,325 @@
+"""Driving the pipeline from outside the worker: start it, feed it, wait, export.
+
+`replay` and `run` both go through the same path as production: raw lines are
+produced to ``mw-raw`` on a Kafka-protocol broker and consumed by a Faust worker
+process. "Drained" is read from the broker, not guessed: every partition of every
+pipeline topic has a committed offset equal to its end offset. Faust flushes its
+producer before it commits, so once the upstream offsets are committed the downstream
+messages are already in their topics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matrixwatch.broker import bootstrap_of, ensure_topics, free_port
+from matrixwatch.settings import Settings
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+def worker_env(settings: Settings, kafka_url: str, **extra: str) -> dict[str, str]:
+    """Environment for a worker subprocess: the settings that must agree with ours."""
+    env = dict(os.environ)
+    env.update(
+        MW_KAFKA_URL=kafka_url,
+        MW_APP_ID=settings.app_id,
+        MW_TOPIC_PREFIX=settings.topic_prefix,
+        MW_PARTITIONS=str(settings.partitions),
+        MW_DATA_DIR=str(settings.data_dir),
+        MW_ALLOWED_LATENESS=str(settings.allowed_lateness),
+        MW_SENTIMENT_MODEL=settings.sentiment_model,
+    )
+    if settings.sqlite_path:
+        env["MW_SQLITE_PATH"] = str(settings.sqlite_path)
+    if settings.registry:
+        env["MW_REGISTRY"] = str(settings.registry)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    """One `matrixwatch worker` subprocess with its own log file."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @classmethod
+    def start(
+        cls, settings: Settings, kafka_url: str, log_path: Path, **extra: str
+    ) -> WorkerProcess:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = worker_env(settings, kafka_url, MW_WEB_PORT=str(free_port()), **extra)
+        with open(log_path, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "matrixwatch", "worker"],
+                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            )
+        return cls(proc, log_path)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return int(self.proc.returncode or 0)
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+class Feeder:
+    """Produces raw lines to mw-raw (and punctuation to mw-linkage) with kafka-python."""
+
+    def __init__(self, settings: Settings, kafka_url: str) -> None:
+        from kafka import KafkaProducer
+
+        self.settings = settings
+        self.bootstrap = bootstrap_of(kafka_url)
+        self.producer = KafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            linger_ms=20,
+            max_request_size=MAX_MESSAGE_BYTES + 65536,
+            client_id="matrixwatch-feeder",
+        )
+
+    def send_raw(self, line: bytes, *, as_of: str | None = None, replay: bool = False) -> None:
+        # A line over the cap is cut here, so the worker dead-letters it as too large
+        # instead of the broker refusing it.
+        from matrixwatch.streams.app import HEADER_AS_OF, HEADER_MODE
+
+        cap = self.settings.max_line_bytes + 1
+        headers = []
+        if as_of:
+            headers.append((HEADER_AS_OF, as_of.encode()))
+        if replay:
+            headers.append((HEADER_MODE, b"replay"))
+        self.producer.send(self.settings.topic("raw"), value=line[:cap], headers=headers)
+
+    def punctuate(self, created_at: str) -> None:
+        """Advance event time on every linkage partition (end of input closes all tasks)."""
+        from matrixwatch.streams.app import watermark_event
+
+        topic = self.settings.topic("linkage")
+        for p in range(self.settings.partitions):
+            ev = watermark_event(p, created_at)
+            self.producer.send(topic, key=json.dumps(ev.id).encode(), value=ev.dumps(),
+                               partition=p)
+        self.flush()
+
+    def flush(self) -> None:
+        self.producer.flush()
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+def pipeline_topics(settings: Settings) -> list[str]:
+    from matrixwatch.streams.app import topic_names
+
+    return topic_names(settings)
+
+
+def group_lag(bootstrap: str, group: str, topics: list[str], partitions: int) -> dict[str, int]:
+    """Messages not yet committed by ``group``, per topic (end offset − committed)."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="matrixwatch-lag")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="matrixwatch-lag")
+    try:
+        committed = admin.list_group_offsets({group: None}).get(group) or {}
+        tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+        ends = consumer.end_offsets(tps)
+        out: dict[str, int] = {}
+        for tp in tps:
+            meta = committed.get(tp)
+            offset = getattr(meta, "offset", meta) if meta is not None else -1
+            done = offset if isinstance(offset, int) and offset >= 0 else 0
+            out[tp.topic] = out.get(tp.topic, 0) + max(ends[tp] - done, 0)
+        return out
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def lag(settings: Settings, kafka_url: str) -> dict[str, int]:
+    """The pipeline group's lag on every pipeline topic."""
+    return group_lag(bootstrap_of(kafka_url), settings.app_id, pipeline_topics(settings),
+                     settings.partitions)
+
+
+def wait_drained(
+    settings: Settings,
+    kafka_url: str,
+    worker: Callable[[], bool],
+    *,
+    timeout: float,
+    on_lag: Callable[[dict[str, int]], None] | None = None,
+    poll: float = 0.5,
+) -> None:
+    """Block until nothing is left to consume (twice in a row), or raise."""
+    deadline = time.monotonic() + timeout
+    zero_streak = 0
+    while True:
+        if not worker():
+            raise RuntimeError("the worker exited before the input was consumed")
+        current = lag(settings, kafka_url)
+        if on_lag:
+            on_lag(current)
+        zero_streak = zero_streak + 1 if sum(current.values()) == 0 else 0
+        if zero_streak >= 2:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"pipeline not drained after {timeout:.0f}s: lag {current}")
+        time.sleep(poll)
+
+
+def iter_lines(paths: Iterable[Path]) -> Iterator[tuple[Path, bytes]]:
+    """Raw lines, bytes as they are (invalid UTF-8 must reach the DLQ, not crash here)."""
+    for p in paths:
+        with open(p, "rb") as fh:
+            for line in fh:
+                line = line.rstrip(b"\r\n")
+                if line.strip():
+                    yield p, line
+
+
+def file_as_of(path: Path) -> str:
+    """Reference time for relative Weibo times in an archive: the file's mtime."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(int(path.stat().st_mtime), tz=UTC).isoformat()
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    n = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+            n += 1
+    return n
+
+
+def export_outputs(store: Any, out_dir: Path) -> dict[str, int]:
+    """DIR/events.jsonl, alerts.jsonl, linkage.jsonl (DESIGN.md contract), ordered."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "events": write_jsonl(out_dir / "events.jsonl", store.iter_events()),
+        "alerts": write_jsonl(out_dir / "alerts.jsonl", store.iter_alerts()),
+        "linkage": write_jsonl(out_dir / "linkage.jsonl", store.iter_linkage()),
+        "dead_letters": sum(1 for _ in store.iter_dead_letters()),
+    }
+
+
+def prepare_topics(settings: Settings, kafka_url: str) -> None:
+    ensure_topics(bootstrap_of(kafka_url), pipeline_topics(settings), settings.partitions)
+
+
+@contextlib.contextmanager
+def running_worker(
+    settings: Settings, kafka_url: str, log_path: Path, **extra: str
+) -> Iterator[WorkerProcess]:
+    w = WorkerProcess.start(settings, kafka_url, log_path, **extra)
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+@dataclass
+class ReplayResult:
+    lines: int
+    counts: dict[str, int]
+    seconds: float
+
+
+def replay(
+    files: list[Path],
+    registry: Path,
+    out_dir: Path,
+    settings: Settings,
+    *,
+    timeout: float = 3600.0,
+    as_of: str | None = None,
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> ReplayResult:
+    """Run the files through broker + worker + sinks and write the three JSONL outputs.
+
+    The store is a fresh SQLite file in ``out_dir`` so the outputs hold this replay
+    only. A finite replay ends with an end-of-input watermark: every task closes.
+    ``as_of`` resolves relative times ("3分钟前"); default: each file's mtime.
+    """
+    from matrixwatch.broker import broker_for
+    from matrixwatch.streams.app import END_OF_INPUT
+    from matrixwatch.streams.sinks.sqlite import SQLiteStore
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store_path = out_dir / "store.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store_path}{suffix}").unlink(missing_ok=True)
+    settings = settings.model_copy(update={
+        "registry": registry, "sqlite_path": store_path, "es_url": None,
+        "data_dir": out_dir / "work",
+    })
+    if settings.kafka_url:  # a shared cluster: topics and group of our own
+        tag = f"replay-{os.getpid()}-{int(time.time())}"
+        settings = settings.model_copy(update={"topic_prefix": tag, "app_id": tag})
+    started = time.monotonic()
+    notify = progress or (lambda stage, done, total: None)
+    with broker_for(settings.kafka_url, out_dir / "work" / "broker.log") as url:
+        prepare_topics(settings, url)
+        with running_worker(settings, url, out_dir / "work" / "worker.log") as worker:
+            feeder = Feeder(settings, url)
+            n = 0
+            as_of_by_file = {f: as_of or file_as_of(f) for f in files}
+            for path, line in iter_lines(files):
+                feeder.send_raw(line, as_of=as_of_by_file[path], replay=True)
+                n += 1
+                if n % 1000 == 0:
+                    notify("produce", n, None)
+            feeder.flush()
+            notify("produce", n, n)
+
+            def on_lag(current: dict[str, int]) -> None:
+                notify("consume", sum(current.values()), None)
+
+            try:
+                wait_drained(settings, url, worker.alive, timeout=timeout, on_lag=on_lag)
+                feeder.punctuate(END_OF_INPUT)
+                wait_drained(settings, url, worker.alive, timeout=timeout, on_lag=on_lag)
+            except (RuntimeError, TimeoutError) as e:
+                raise RuntimeError(f"{e}\n--- worker log ---\n{worker.tail()}") from e
+            finally:
+                feeder.close()
+    store = SQLiteStore(store_path)
+    try:
+        counts = export_outputs(store, out_dir)
+    finally:
+        store.close_sync()
+    return ReplayResult(lines=n, counts=counts, seconds=time.monotonic() - started)

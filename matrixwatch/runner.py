@@ -1,0 +1,108 @@
+"""`matrixwatch run`: the long-running main job on the embedded default.
+
+Starts the broker (unless MW_KAFKA_URL is set), a Faust worker process and the
+simulated matrix feed, and shows live results from the store until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from rich.console import Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from matrixwatch.broker import broker_for
+from matrixwatch.pipeline import Feeder, lag, prepare_topics, running_worker
+from matrixwatch.settings import Settings
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+SEVERITY_STYLE = {"blue": "blue", "yellow": "yellow", "orange": "dark_orange", "red": "bold red"}
+
+
+def shanghai(ts: str) -> str:
+    """Times shown to people are Asia/Shanghai."""
+    return datetime.fromisoformat(ts).astimezone(SHANGHAI).strftime("%m-%d %H:%M:%S")
+
+
+def _view(store: object, produced: int, current_lag: dict[str, int] | None,
+          started: float) -> Group:
+    from matrixwatch.streams.sinks.sqlite import SQLiteStore
+
+    assert isinstance(store, SQLiteStore)
+    c = store.counts()
+    elapsed = max(time.monotonic() - started, 1e-9)
+    head = Table.grid(padding=(0, 3))
+    head.add_row(
+        f"produced [bold]{produced:,}[/]", f"stored [bold]{c['events']:,}[/]",
+        f"alerts [bold]{c['alerts']:,}[/]", f"closed tasks [bold]{c['linkage']:,}[/]",
+        f"dead letters [bold]{c['dead_letters']:,}[/]",
+        f"lag [bold]{sum(current_lag.values()) if current_lag else '-'}[/]",
+        f"{c['events'] / elapsed:,.0f} ev/s",
+    )
+    alerts = Table("时间 (Asia/Shanghai)", "级别", "规则", "内容", expand=True)
+    for (doc,) in store.query("SELECT doc FROM alerts ORDER BY ts DESC LIMIT 8"):
+        a = json.loads(doc)
+        alerts.add_row(shanghai(a["timestamp"]), f"[{SEVERITY_STYLE[a['severity']]}]"
+                       f"{a['severity']}[/]", a["rule"], a.get("message", "")[:90])
+    neg = Table("时间", "账号", "负面内容", expand=True)
+    for (doc,) in store.query(
+        "SELECT doc FROM events WHERE sentiment_label='negative' ORDER BY ts DESC LIMIT 6"
+    ):
+        e = json.loads(doc)
+        neg.add_row(shanghai(e["created_at"]), e.get("account_name") or e["account_id"],
+                    e["text"][:80])
+    return Group(Panel(head, title="matrixwatch"), Panel(alerts, title="最新告警"),
+                 Panel(neg, title="负面动态"))
+
+
+def run_main(settings: Settings, *, rate: float, duration: float = 0.0) -> int:
+    from matrixwatch.collectors.simulator import Simulator, build_matrix, write_registry
+    from matrixwatch.streams.sinks.sqlite import SQLiteStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.registry is None:
+        matrix = build_matrix()
+        reg_path = settings.data_dir / "matrix.yaml"
+        write_registry(reg_path, matrix)
+        settings = settings.model_copy(update={"registry": reg_path})
+    else:
+        matrix = None
+    stop = {"flag": False}
+    signal.signal(signal.SIGINT, lambda *_: stop.update(flag=True))
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    with broker_for(settings.kafka_url, settings.data_dir / "broker.log") as url:
+        prepare_topics(settings, url)
+        with running_worker(settings, url, settings.data_dir / "worker.log") as worker:
+            feeder = Feeder(settings, url)
+            store = SQLiteStore(settings.store_path)
+            sim = Simulator(matrix or build_matrix(), start=datetime.now(tz=SHANGHAI))
+            feed = sim.events()
+            produced, started, next_view = 0, time.monotonic(), 0.0
+            current_lag: dict[str, int] | None = None
+            with Live(refresh_per_second=2, transient=False) as live:
+                while not stop["flag"]:
+                    now = time.monotonic()
+                    if duration and now - started > duration:
+                        break
+                    if not worker.alive():
+                        live.console.print("[red]worker exited[/]\n" + worker.tail())
+                        return 1
+                    due = int((now - started) * rate) - produced
+                    for _ in range(max(due, 0)):
+                        feeder.send_raw(json.dumps(next(feed), ensure_ascii=False).encode())
+                        produced += 1
+                    if now >= next_view:
+                        feeder.flush()
+                        current_lag = lag(settings, url)
+                        live.update(_view(store, produced, current_lag, started))
+                        next_view = now + 1.0
+                    time.sleep(0.05)
+            feeder.close()
+            store.close_sync()
+    return 0

@@ -1,0 +1,89 @@
+"""The one settings object. Every knob is documented here, and each can be set by
+environment variable ``MW_<NAME>`` (for example ``MW_KAFKA_URL``) or in a ``.env`` file.
+
+Secrets (tokens, passwords, webhook secrets) are read from the environment or from
+``*_FILE`` paths only, and are typed ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MW_", env_file=".env", extra="ignore")
+
+    # --- broker -------------------------------------------------------------------
+    kafka_url: str | None = Field(
+        None,
+        description="Kafka bootstrap URL (kafka://host:9092). Unset: start the embedded "
+        "Tansu broker on a free loopback port and stop it on exit.",
+    )
+    app_id: str = Field("matrixwatch", description="Faust app id; prefixes group and topics.")
+    topic_prefix: str = Field("mw", description="Prefix of the project's topics.")
+    partitions: int = Field(4, ge=1, description="Partitions of every topic (parallelism).")
+    broker_rebalance_timeout: float = Field(
+        3.0, description="Seconds; short so a worker on Tansu is ready in ~5 s, not 30 s."
+    )
+    broker_session_timeout: float = Field(6.0, description="Consumer session timeout, seconds.")
+    broker_heartbeat_interval: float = Field(1.0, description="Heartbeat interval, seconds.")
+    broker_commit_interval: float = Field(1.0, description="Offset commit interval, seconds.")
+
+    # --- worker ---------------------------------------------------------------------
+    web_port: int = Field(6066, description="Faust web port: /metrics and the console.")
+    web_enabled: bool = Field(True, description="Serve the web port (metrics).")
+    data_dir: Path = Field(Path("var"), description="Where the SQLite store and logs live.")
+    batch_size: int = Field(256, ge=1, description="Events scored and written per batch.")
+    batch_within: float = Field(0.2, description="Max seconds to wait to fill a batch.")
+    max_text_bytes: int = Field(
+        64 * 1024, description="Larger inputs go to the dead-letter topic (input cap)."
+    )
+    max_line_bytes: int = Field(
+        2 * 1024 * 1024, description="Raw input lines above this are dead-lettered unparsed."
+    )
+
+    # --- event time -----------------------------------------------------------------
+    allowed_lateness: float = Field(
+        3600.0, description="Seconds. Watermark = max event time seen - allowed lateness."
+    )
+
+    spike_lateness: float = Field(
+        60.0, description="Seconds. Per-account watermark lag before a volume bucket closes."
+    )
+    task_retention: float = Field(
+        7 * 86400.0, description="Seconds a closed linkage task is kept to ignore late reposts."
+    )
+    sink_retry_max_wait: float = Field(30.0, description="Max backoff between store retries.")
+
+    # --- analysis -------------------------------------------------------------------
+    sentiment_model: str = Field("default", description="Sentiment model name (see `score`).")
+    spike_bucket: float = Field(300.0, description="Spike bucket width, seconds of event time.")
+    linkage_deadline: float = Field(86400.0, description="Linkage deadline, seconds after post.")
+    linkage_low_rate: float = Field(0.6, description="Final linkage rate below this alerts.")
+
+    # --- stores ---------------------------------------------------------------------
+    es_url: str | None = Field(None, description="Elasticsearch URL. Unset: SQLite store.")
+    es_username: str | None = Field(None, description="Elasticsearch user.")
+    es_password: SecretStr | None = Field(None, description="Elasticsearch password.")
+    es_verify_certs: bool = Field(True, description="TLS verification (keep on).")
+    es_index_prefix: str = Field("matrixwatch", description="Prefix of indices / templates.")
+    sqlite_path: Path | None = Field(None, description="SQLite file; default data_dir/store.sqlite")
+
+    # --- registry -------------------------------------------------------------------
+    registry: Path | None = Field(None, description="matrix.yaml; `run` simulates one if unset.")
+
+    @property
+    def store_path(self) -> Path:
+        return self.sqlite_path or self.data_dir / "store.sqlite"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}-{name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

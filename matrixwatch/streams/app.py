@@ -1,0 +1,316 @@
+"""The Faust app: topics, tables and thin agents over the pure analysis modules.
+
+Topology (every topic has ``settings.partitions`` partitions)::
+
+    mw-raw (bytes) ──normalize──► mw-events (key platform:owner) ──analyze──► store.events
+          │                   └─► mw-linkage (key platform:root) ──linkage──► store.linkage
+          └──► mw-dlq ──dead_letters──► store.dead_letters      mw-alerts ──alerts──► store.alerts
+
+Agents process in batches (``stream.take``): Faust acks a batch only after the body
+returns, so a batch's offsets are committed after its store write. State that must
+survive a restart (volume baselines, linkage tasks) lives in tables with changelogs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
+
+from matrixwatch import metrics
+from matrixwatch.alerts.model import linkage_low, volume_spike
+from matrixwatch.registry import Registry
+from matrixwatch.settings import Settings
+from matrixwatch.streams.linkage import LinkagePolicy, LinkageTracker
+from matrixwatch.streams.normalize import InvalidInput, normalize_line
+from matrixwatch.streams.records import Alert, DeadLetter, Event, LinkageResult, epoch
+from matrixwatch.streams.sentiment import get_model
+from matrixwatch.streams.sinks import make_store
+from matrixwatch.streams.sinks.base import Store
+from matrixwatch.streams.spikes import SpikeDetector
+from matrixwatch.streams.volume import VolumeCounter, new_state
+
+log = logging.getLogger(__name__)
+
+WATERMARK_KIND = "watermark"  # punctuation on mw-linkage: advances event time (end of input)
+END_OF_INPUT = "9999-12-31T23:59:59+00:00"
+DLQ_PAYLOAD_BYTES = 4096
+HEADER_AS_OF = "mw-as-of"  # ISO time relative Weibo times ("3分钟前") are resolved against
+HEADER_MODE = "mw-mode"  # "replay" for archives, absent for live collection
+
+
+def read_headers(raw: Any) -> dict[str, str]:
+    """Kafka headers (list of (key, bytes) or a mapping) → str dict."""
+    items = raw.items() if isinstance(raw, dict) else (raw or [])
+    out = {}
+    for k, v in items:
+        key = k.decode() if isinstance(k, bytes) else str(k)
+        out[key] = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+    return out
+
+
+def now_iso() -> str:
+    return datetime.now(tz=UTC).isoformat()
+
+
+def watermark_event(partition: int, created_at: str = END_OF_INPUT) -> Event:
+    """A punctuation record for one partition of mw-linkage."""
+    return Event(platform="control", id=f"wm-{partition}", kind=WATERMARK_KIND,
+                 account_id="", owner_id="", text="", created_at=created_at,
+                 collected_at=now_iso())
+
+
+@dataclass
+class Pipeline:
+    app: faust.App
+    settings: Settings
+    registry: Registry
+    store: Store
+    topics: dict[str, faust.TopicT]
+
+
+def topic_names(settings: Settings) -> list[str]:
+    return [settings.topic(n) for n in ("raw", "events", "linkage", "alerts", "dlq")]
+
+
+def create_app(
+    settings: Settings, registry: Registry | None = None, store: Store | None = None
+) -> Pipeline:
+    registry = registry if registry is not None else (
+        Registry.load(settings.registry) if settings.registry else Registry()
+    )
+    store = store or make_store(settings)
+    broker = settings.kafka_url or "kafka://127.0.0.1:9092"
+    app = faust.App(
+        settings.app_id,
+        broker=broker,
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout,
+        broker_session_timeout=settings.broker_session_timeout,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval,
+        broker_commit_interval=settings.broker_commit_interval,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=settings.web_enabled,
+        web_port=settings.web_port,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        producer_max_request_size=4 * 1024 * 1024,
+        consumer_max_fetch_size=4 * 1024 * 1024,
+        table_standby_replicas=0,
+        datadir=str(settings.data_dir / "faust"),
+    )
+    t = settings.topic
+    topics: dict[str, Any] = {
+        "raw": app.topic(t("raw"), key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw"),
+        "events": app.topic(t("events"), key_type=str, value_type=Event,
+                            key_serializer="json"),
+        "linkage": app.topic(t("linkage"), key_type=str, value_type=Event,
+                             key_serializer="json"),
+        "alerts": app.topic(t("alerts"), key_type=str, value_type=Alert),
+        "dlq": app.topic(t("dlq"), key_type=str, value_type=DeadLetter),
+    }
+    # use_partitioner: batched agents update tables outside Faust's per-event context;
+    # the key's partition is then computed from the same JSON key bytes and murmur2
+    # partitioner as the source topic's, so table and topic stay co-partitioned.
+    table_opts: dict[str, Any] = {"default": None, "partitions": settings.partitions,
+                                  "use_partitioner": True, "key_type": str}
+    volume_table = app.Table("volume", **table_opts)
+    task_table = app.Table("linkage_tasks", **table_opts)
+
+    model = get_model(settings.sentiment_model)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment")
+    counter = VolumeCounter(settings.spike_bucket, SpikeDetector())
+    tracker = LinkageTracker(registry, LinkagePolicy(deadline=settings.linkage_deadline))
+    batch, within = settings.batch_size, settings.batch_within
+
+    @app.task
+    async def _open_store() -> None:
+        await store.open()
+
+    # --- normalize --------------------------------------------------------------------
+    @app.agent(topics["raw"])
+    async def normalize(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(batch, within=within):
+            now = datetime.now(tz=UTC)
+            for ev in events:
+                raw: bytes = ev.value if isinstance(ev.value, bytes) else bytes(ev.value or b"")
+                source = f"{ev.message.topic}/{ev.message.partition}"
+                metrics.EVENTS_IN.labels(source="raw").inc()
+                if not raw.strip():
+                    continue
+                headers = read_headers(ev.message.headers)
+                as_of = headers.get(HEADER_AS_OF)
+                try:
+                    collected = datetime.fromisoformat(as_of) if as_of else now
+                    out = normalize_line(
+                        raw, collected_at=collected, max_line_bytes=settings.max_line_bytes,
+                        max_text_bytes=settings.max_text_bytes,
+                    )
+                except InvalidInput as e:
+                    await send_dead_letter(str(e.reason), source, raw, ev.message.offset)
+                    continue
+                except ValueError as e:
+                    await send_dead_letter(f"bad header: {e}", source, raw, ev.message.offset)
+                    continue
+                if headers.get(HEADER_MODE) == "replay":
+                    # An archive carries no collection time; created_at is the honest
+                    # bound, and keeps a replay's output independent of when it ran.
+                    out = out.derive(collected_at=out.created_at)
+                await topics["events"].send(key=f"{out.platform}:{out.owner_id}", value=out)
+                task = tracker.task_key(out)
+                if task is not None:
+                    await topics["linkage"].send(key=task, value=out)
+
+    async def send_dead_letter(reason: str, source: str, raw: bytes, offset: int | None) -> None:
+        head = raw[:DLQ_PAYLOAD_BYTES].decode("utf-8", errors="replace")
+        if len(raw) > DLQ_PAYLOAD_BYTES:
+            head += f"…[{len(raw)} bytes]"
+        metrics.DEAD_LETTERS.labels(reason=reason.split(":", 1)[0][:40]).inc()
+        await topics["dlq"].send(
+            key=source,
+            value=DeadLetter(reason=reason, source=source, payload=head,
+                             received_at=now_iso(), offset=offset),
+        )
+
+    # --- analyze: sentiment, store, volume spikes ---------------------------------------
+    key_max_ts: dict[str, float] = {}
+
+    @app.agent(topics["events"])
+    async def analyze(stream: faust.StreamT[Event]) -> None:
+        loop = asyncio.get_running_loop()
+        async for items in stream.take(batch, within=within):
+            started = loop.time()
+            scores = await loop.run_in_executor(
+                pool, model.score_batch, [e.text for e in items]
+            )
+            metrics.SENTIMENT_SECONDS.observe(loop.time() - started)
+            scored = [
+                e.derive(sentiment=round(s.score, 4), sentiment_label=s.label)
+                for e, s in zip(items, scores, strict=True)
+            ]
+            await write(store.write_events, scored, "events")
+            for e in scored:
+                metrics.EVENTS_OUT.labels(kind=e.kind, platform=e.platform).inc()
+                lag = datetime.now(tz=UTC).timestamp() - epoch(e.collected_at)
+                metrics.E2E_LATENCY.labels(stage="store").observe(max(lag, 0.0))
+            alerts = update_volume(scored)
+            for a in alerts:
+                await topics["alerts"].send(key=a.id, value=a)
+
+    def update_volume(scored: Iterable[Event]) -> list[Alert]:
+        """Per owner key: count distinct ids per bucket, fire on the crossing event."""
+        alerts: list[Alert] = []
+        states: dict[str, Any] = {}
+        for e in scored:
+            key = f"{e.platform}:{e.owner_id}"
+            state = states.get(key) or volume_table.get(key) or new_state()
+            states[key] = state
+            ts = e.ts
+            if ts > key_max_ts.get(key, -math.inf):
+                key_max_ts[key] = ts
+                counter.advance(state, ts - settings.spike_lateness)
+            if not counter.add(state, e.doc_id, ts, e.sentiment_label == "negative"):
+                metrics.LATE_EVENTS.labels(stage="volume").inc()
+                continue
+            for sig in counter.early(state):
+                alerts.append(volume_spike(
+                    sig, platform=e.platform, owner_id=e.owner_id, fired_at=e.created_at,
+                    registry=registry, samples=[e.url or e.id],
+                ))
+        for key, state in states.items():
+            volume_table[key] = state
+        return alerts
+
+    # --- linkage ----------------------------------------------------------------------
+    wm_state = {"max_ts": -math.inf}
+
+    @app.agent(topics["linkage"])
+    async def linkage(stream: faust.StreamT[Event]) -> None:
+        async for items in stream.take(batch, within=within):
+            closed: list[LinkageResult] = []
+            watermark = -math.inf
+            for e in items:
+                if e.kind == WATERMARK_KIND:
+                    watermark = max(watermark, epoch(e.created_at))
+                    continue
+                key = tracker.task_key(e)
+                if key is None:
+                    continue
+                state = task_table.get(key)
+                if state is not None and state.get("closed"):
+                    metrics.LATE_EVENTS.labels(stage="linkage").inc()
+                    continue
+                new = tracker.apply(state, e)
+                if new is not None:
+                    task_table[key] = new
+                wm_state["max_ts"] = max(wm_state["max_ts"], e.ts)
+            watermark = max(watermark, wm_state["max_ts"] - settings.allowed_lateness)
+            for key, state in list(task_table.items()):
+                if state is None:
+                    continue
+                if tracker.due(state, watermark):
+                    closed.append(tracker.close(state))
+                    task_table[key] = state
+                elif state["closed"] and state["deadline"] < watermark - settings.task_retention:
+                    del task_table[key]
+            if closed:
+                await write(store.write_linkage, closed, "linkage")
+                for res in closed:
+                    alert = linkage_low(res, registry=registry,
+                                        threshold=settings.linkage_low_rate)
+                    if alert is not None:
+                        await topics["alerts"].send(key=alert.id, value=alert)
+            metrics.OPEN_TASKS.set(sum(1 for _, s in task_table.items()
+                                       if s is not None and not s.get("closed")))
+
+    # --- alerts and dead letters to the store ----------------------------------------
+    @app.agent(topics["alerts"])
+    async def alerts(stream: faust.StreamT[Alert]) -> None:
+        async for items in stream.take(batch, within=within):
+            await write(store.write_alerts, items, "alerts")
+            for a in items:
+                metrics.ALERTS_FIRED.labels(rule=a.rule, severity=a.severity).inc()
+
+    @app.agent(topics["dlq"])
+    async def dead_letters(stream: faust.StreamT[DeadLetter]) -> None:
+        async for items in stream.take(batch, within=within):
+            await write(store.write_dead_letters, items, "dead_letters")
+
+    async def write(fn: Any, items: list[Any], kind: str) -> None:
+        """Write or keep retrying: never let the batch be acked unwritten.
+
+        Raising here would crash the agent, and Faust would then commit past the
+        batch. Waiting instead stops the partition (back-pressure) until the store
+        is back; the metric and the log make the outage visible.
+        """
+        def _log(rs: RetryCallState) -> None:
+            metrics.SINK_ERRORS.labels(store=type(store).__name__, kind=kind).inc()
+            exc = rs.outcome.exception() if rs.outcome else None
+            log.warning("store write of %d %s failed (%r); retry %d",
+                        len(items), kind, exc, rs.attempt_number)
+
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential_jitter(initial=0.2, max=settings.sink_retry_max_wait),
+            before_sleep=_log,
+        ):
+            with attempt:
+                await fn(items)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    return Pipeline(app=app, settings=settings, registry=registry, store=store, topics=topics)

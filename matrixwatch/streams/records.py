@@ -1,0 +1,138 @@
+"""Records that travel on Kafka and the registry they are interpreted against.
+
+They are plain `faust.Record` data classes: no app, no I/O. The pure analysis
+modules take and return them, so the same objects run in unit tests, offline
+commands and the stream.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from typing import Literal
+
+import faust
+
+Kind = Literal["post", "repost", "comment"]
+KINDS: tuple[str, ...] = ("post", "repost", "comment")
+LEVELS: tuple[str, ...] = ("national", "province", "city", "county", "township", "department")
+
+
+@lru_cache(maxsize=65536)
+def parse_iso(ts: str) -> datetime:
+    """ISO-8601 with offset → aware datetime (cached: the same timestamps recur a lot)."""
+    dt = datetime.fromisoformat(ts)
+    if dt.tzinfo is None:
+        raise ValueError(f"timestamp without offset: {ts!r}")
+    return dt
+
+
+def epoch(ts: str) -> float:
+    """Event time as epoch seconds, the unit every window and deadline uses."""
+    return parse_iso(ts).timestamp()
+
+
+class Event(faust.Record, serializer="json", include_metadata=False):
+    """A normalized event (DESIGN.md, "Normalized event").
+
+    ``owner_id`` is the account the event is about: the author of a post, the author of
+    the commented post for a comment, the root's author for a repost. Spikes and routing
+    key on it. ``root_*`` fields are copied from the embedded root so that linkage can open
+    a task from a repost seen before its original.
+    """
+
+    platform: str
+    id: str
+    kind: str
+    account_id: str
+    owner_id: str
+    text: str
+    created_at: str
+    collected_at: str
+    root_id: str | None = None
+    parent_id: str | None = None
+    post_id: str | None = None
+    account_name: str | None = None
+    root_account_id: str | None = None
+    root_created_at: str | None = None
+    root_text: str | None = None
+    chain: list[str] | None = None
+    reposts_count: int | None = None
+    comments_count: int | None = None
+    attitudes_count: int | None = None
+    followers_count: int | None = None
+    url: str | None = None
+    reply_to_id: str | None = None
+    sentiment: float | None = None
+    sentiment_label: str | None = None
+
+    @property
+    def doc_id(self) -> str:
+        """Deterministic id used by every sink: platform + native id."""
+        return f"{self.platform}:{self.id}"
+
+    @property
+    def ts(self) -> float:
+        return epoch(self.created_at)
+
+
+class DeadLetter(faust.Record, serializer="json", include_metadata=False):
+    """An input that could not be normalized, with the reason. Never dropped silently."""
+
+    reason: str
+    source: str
+    payload: str
+    received_at: str
+    offset: int | None = None
+
+
+class Account(faust.Record, serializer="json", include_metadata=False):
+    """One row of matrix.yaml (DESIGN.md, "Account registry")."""
+
+    id: str
+    platform: str
+    name: str
+    unit: str | None = None
+    level: str | None = None
+    parent: str | None = None
+    active: bool = True
+    synthetic: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.id}"
+
+    @property
+    def key_tuple(self) -> tuple[str, str]:
+        return (self.platform, self.id)
+
+
+class Alert(faust.Record, serializer="json", include_metadata=False):
+    """An alert as stored and notified. ``timestamp`` is the event time it fired at."""
+
+    id: str
+    rule: str
+    type: str
+    severity: str
+    timestamp: str
+    account_id: str | None = None
+    post_id: str | None = None
+    platform: str = "weibo"
+    title: str = ""
+    message: str = ""
+    values: dict[str, float] | None = None
+    samples: list[str] | None = None
+
+
+class LinkageResult(faust.Record, serializer="json", include_metadata=False):
+    """A closed linkage task, as written to linkage.jsonl."""
+
+    post_id: str
+    account_id: str
+    platform: str
+    created_at: str
+    deadline: str
+    expected: list[str]
+    linked: dict[str, float]
+    rate: float
+    closed_at: str
