@@ -94,7 +94,7 @@ def main() -> int:
                "BARE_PARTITIONS": str(args.partitions), "BARE_DATADIR": str(work / "bare")}
         with open(work / "bare.log", "ab") as log:
             proc = subprocess.Popen([sys.executable, str(HERE / "bare_faust.py"), "worker",
-                                     "-l", "warning"], stdout=log, stderr=subprocess.STDOUT,
+                                     "-l", "warn"], stdout=log, stderr=subprocess.STDOUT,
                                     env=env)
         try:
             secs_bare = timed_drain(broker.bootstrap, "bare-bench", ["bare-src"],

@@ -133,13 +133,12 @@ def simulate(
 @app.command()
 def run(
     rate: float = typer.Option(50.0, help="Simulated objects per second (wall clock)."),
-    speedup: float = typer.Option(60.0, help="Simulated seconds per wall-clock second."),
     duration: float = typer.Option(0.0, help="Stop after this many seconds (0 = until Ctrl-C)."),
 ) -> None:
     """The main job: broker (embedded unless MW_KAFKA_URL), worker, simulated feed, live view."""
     from matrixwatch.runner import run_main
 
-    raise typer.Exit(run_main(get_settings(), rate=rate, speedup=speedup, duration=duration))
+    raise typer.Exit(run_main(get_settings(), rate=rate, duration=duration))
 
 
 def _mount_subapps() -> None:

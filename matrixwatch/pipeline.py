@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -146,16 +147,24 @@ def pipeline_topics(settings: Settings) -> list[str]:
     return topic_names(settings)
 
 
-def group_lag(bootstrap: str, group: str, topics: list[str], partitions: int) -> dict[str, int]:
-    """Messages not yet committed by ``group``, per topic (end offset − committed)."""
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+class LagProbe:
+    """Reads a group's lag from the broker, reusing one admin and one consumer client."""
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="matrixwatch-lag")
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="matrixwatch-lag")
-    try:
-        committed = admin.list_group_offsets({group: None}).get(group) or {}
+    def __init__(self, bootstrap: str) -> None:
+        from kafka import KafkaAdminClient, KafkaConsumer
+
+        logging.getLogger("kafka").setLevel(logging.ERROR)
+        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="matrixwatch-lag")
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="matrixwatch-lag",
+                                      enable_auto_commit=False)
+
+    def lag(self, group: str, topics: list[str], partitions: int) -> dict[str, int]:
+        """Messages not yet committed by ``group``, per topic (end offset − committed)."""
+        from kafka import TopicPartition
+
+        committed = self.admin.list_group_offsets({group: None}).get(group) or {}
         tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
-        ends = consumer.end_offsets(tps)
+        ends = self.consumer.end_offsets(tps)
         out: dict[str, int] = {}
         for tp in tps:
             meta = committed.get(tp)
@@ -163,9 +172,25 @@ def group_lag(bootstrap: str, group: str, topics: list[str], partitions: int) ->
             done = offset if isinstance(offset, int) and offset >= 0 else 0
             out[tp.topic] = out.get(tp.topic, 0) + max(ends[tp] - done, 0)
         return out
-    finally:
-        consumer.close()
-        admin.close()
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.admin.close()
+
+
+_PROBES: dict[str, LagProbe] = {}
+
+
+def group_lag(bootstrap: str, group: str, topics: list[str], partitions: int) -> dict[str, int]:
+    probe = _PROBES.get(bootstrap)
+    if probe is None:
+        probe = _PROBES[bootstrap] = LagProbe(bootstrap)
+    return probe.lag(group, topics, partitions)
+
+
+def close_probes() -> None:
+    while _PROBES:
+        _PROBES.popitem()[1].close()
 
 
 def lag(settings: Settings, kafka_url: str) -> dict[str, int]:
@@ -317,6 +342,7 @@ def replay(
                 raise RuntimeError(f"{e}\n--- worker log ---\n{worker.tail()}") from e
             finally:
                 feeder.close()
+                close_probes()
     store = SQLiteStore(store_path)
     try:
         counts = export_outputs(store, out_dir)

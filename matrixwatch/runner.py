@@ -18,7 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from matrixwatch.broker import broker_for
-from matrixwatch.pipeline import Feeder, lag, prepare_topics, running_worker
+from matrixwatch.pipeline import Feeder, close_probes, lag, prepare_topics, running_worker
 from matrixwatch.settings import Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -92,6 +92,7 @@ def run_main(settings: Settings, *, rate: float, duration: float = 0.0) -> int:
                         break
                     if not worker.alive():
                         live.console.print("[red]worker exited[/]\n" + worker.tail())
+                        close_probes()
                         return 1
                     due = int((now - started) * rate) - produced
                     for _ in range(max(due, 0)):
@@ -105,4 +106,5 @@ def run_main(settings: Settings, *, rate: float, duration: float = 0.0) -> int:
                     time.sleep(0.05)
             feeder.close()
             store.close_sync()
+            close_probes()
     return 0

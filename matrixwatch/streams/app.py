@@ -192,23 +192,29 @@ def create_app(
     async def analyze(stream: faust.StreamT[Event]) -> None:
         loop = asyncio.get_running_loop()
         async for items in stream.take(batch, within=within):
-            started = loop.time()
-            scores = await loop.run_in_executor(
-                pool, model.score_batch, [e.text for e in items]
-            )
-            metrics.SENTIMENT_SECONDS.observe(loop.time() - started)
-            scored = [
-                e.derive(sentiment=round(s.score, 4), sentiment_label=s.label)
-                for e, s in zip(items, scores, strict=True)
-            ]
-            await write(store.write_events, scored, "events")
-            for e in scored:
-                metrics.EVENTS_OUT.labels(kind=e.kind, platform=e.platform).inc()
-                lag = datetime.now(tz=UTC).timestamp() - epoch(e.collected_at)
-                metrics.E2E_LATENCY.labels(stage="store").observe(max(lag, 0.0))
-            alerts = update_volume(scored)
-            for a in alerts:
-                await topics["alerts"].send(key=a.id, value=a)
+            try:
+                await analyze_batch(loop, items)
+            except Exception as e:  # a bug must not crash the agent: Faust would skip
+                await quarantine(items, "analyze", e)
+
+    async def analyze_batch(loop: asyncio.AbstractEventLoop, items: list[Event]) -> None:
+        started = loop.time()
+        scores = await loop.run_in_executor(
+            pool, model.score_batch, [e.text for e in items]
+        )
+        metrics.SENTIMENT_SECONDS.observe(loop.time() - started)
+        scored = [
+            e.derive(sentiment=round(s.score, 4), sentiment_label=s.label)
+            for e, s in zip(items, scores, strict=True)
+        ]
+        await write(store.write_events, scored, "events")
+        for e in scored:
+            metrics.EVENTS_OUT.labels(kind=e.kind, platform=e.platform).inc()
+            lag = datetime.now(tz=UTC).timestamp() - epoch(e.collected_at)
+            metrics.E2E_LATENCY.labels(stage="store").observe(max(lag, 0.0))
+        alerts = update_volume(scored)
+        for a in alerts:
+            await topics["alerts"].send(key=a.id, value=a)
 
     def update_volume(scored: Iterable[Event]) -> list[Alert]:
         """Per owner key: count distinct ids per bucket, fire on the crossing event."""
@@ -240,41 +246,47 @@ def create_app(
     @app.agent(topics["linkage"])
     async def linkage(stream: faust.StreamT[Event]) -> None:
         async for items in stream.take(batch, within=within):
-            closed: list[LinkageResult] = []
-            watermark = -math.inf
-            for e in items:
-                if e.kind == WATERMARK_KIND:
-                    watermark = max(watermark, epoch(e.created_at))
-                    continue
-                key = tracker.task_key(e)
-                if key is None:
-                    continue
-                state = task_table.get(key)
-                if state is not None and state.get("closed"):
-                    metrics.LATE_EVENTS.labels(stage="linkage").inc()
-                    continue
-                new = tracker.apply(state, e)
-                if new is not None:
-                    task_table[key] = new
-                wm_state["max_ts"] = max(wm_state["max_ts"], e.ts)
-            watermark = max(watermark, wm_state["max_ts"] - settings.allowed_lateness)
-            for key, state in list(task_table.items()):
-                if state is None:
-                    continue
-                if tracker.due(state, watermark):
-                    closed.append(tracker.close(state))
-                    task_table[key] = state
-                elif state["closed"] and state["deadline"] < watermark - settings.task_retention:
-                    del task_table[key]
-            if closed:
-                await write(store.write_linkage, closed, "linkage")
-                for res in closed:
-                    alert = linkage_low(res, registry=registry,
-                                        threshold=settings.linkage_low_rate)
-                    if alert is not None:
-                        await topics["alerts"].send(key=alert.id, value=alert)
-            metrics.OPEN_TASKS.set(sum(1 for _, s in task_table.items()
-                                       if s is not None and not s.get("closed")))
+            try:
+                await linkage_batch(items)
+            except Exception as e:
+                await quarantine(items, "linkage", e)
+
+    async def linkage_batch(items: list[Event]) -> None:
+        closed: list[LinkageResult] = []
+        watermark = -math.inf
+        for e in items:
+            if e.kind == WATERMARK_KIND:
+                watermark = max(watermark, epoch(e.created_at))
+                continue
+            key = tracker.task_key(e)
+            if key is None:
+                continue
+            state = task_table.get(key)
+            if state is not None and state.get("closed"):
+                metrics.LATE_EVENTS.labels(stage="linkage").inc()
+                continue
+            new = tracker.apply(state, e)
+            if new is not None:
+                task_table[key] = new
+            wm_state["max_ts"] = max(wm_state["max_ts"], e.ts)
+        watermark = max(watermark, wm_state["max_ts"] - settings.allowed_lateness)
+        for key, state in list(task_table.items()):
+            if state is None:
+                continue
+            if tracker.due(state, watermark):
+                closed.append(tracker.close(state))
+                task_table[key] = state
+            elif state["closed"] and state["deadline"] < watermark - settings.task_retention:
+                del task_table[key]
+        if closed:
+            await write(store.write_linkage, closed, "linkage")
+            for res in closed:
+                alert = linkage_low(res, registry=registry,
+                                    threshold=settings.linkage_low_rate)
+                if alert is not None:
+                    await topics["alerts"].send(key=alert.id, value=alert)
+        metrics.OPEN_TASKS.set(sum(1 for _, s in task_table.items()
+                                   if s is not None and not s.get("closed")))
 
     # --- alerts and dead letters to the store ----------------------------------------
     @app.agent(topics["alerts"])
@@ -288,6 +300,17 @@ def create_app(
     async def dead_letters(stream: faust.StreamT[DeadLetter]) -> None:
         async for items in stream.take(batch, within=within):
             await write(store.write_dead_letters, items, "dead_letters")
+
+    async def quarantine(items: list[Event], stage: str, exc: Exception) -> None:
+        """Dead-letter a batch that raised, with the reason, and keep the partition moving.
+
+        An exception escaping an agent makes Faust restart it past the batch, losing it
+        silently; here every event of the batch is kept in the DLQ instead.
+        """
+        log.exception("%s failed on a batch of %d; dead-lettering it", stage, len(items))
+        reason = f"{stage} error: {type(exc).__name__}: {exc}"[:500]
+        for e in items:
+            await send_dead_letter(reason, f"{stage}:{e.platform}:{e.id}", e.dumps(), None)
 
     async def write(fn: Any, items: list[Any], kind: str) -> None:
         """Write or keep retrying: never let the batch be acked unwritten.
