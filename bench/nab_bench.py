@@ -153,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{i['alerts']:>8}{i['raw']:>9.3f}{i['score']:>7.1f}"
                 )
             print(f"NAB {args.profile} score (total): {total:.1f}")
-            print("published on these five: " + ", ".join(f"{k} {v}" for k, v in PUBLISHED.items()))
+            if args.profile == "standard":
+                published = ", ".join(f"{k} {v}" for k, v in PUBLISHED.items())
+                print(f"published on these five: {published}")
             if args.sensitivity:
                 print("sensitivity (one parameter at a time):")
                 scores = []

@@ -7,7 +7,6 @@ bucket or task, so the same situation replayed yields the same alert, once.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 
 from matrixwatch.registry import Registry
 from matrixwatch.streams.records import Alert, LinkageResult
@@ -19,10 +18,6 @@ SEVERITIES = ("blue", "yellow", "orange", "red")
 
 def alert_id(rule: str, key: str, t: float | str) -> str:
     return hashlib.sha1(f"{rule}|{key}|{t}".encode()).hexdigest()[:24]
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).astimezone().isoformat()
 
 
 def volume_spike(
@@ -39,7 +34,7 @@ def volume_spike(
     who = acc.name if acc else owner_id
     unit = f"（{acc.unit}）" if acc and acc.unit else ""
     return Alert(
-        id=alert_id(rule, f"{platform}:{owner_id}", sig.t),
+        id=alert_id(rule, f"{platform}:{owner_id}", f"{sig.t}|{sig.severity}"),
         rule=rule,
         type="spike",
         severity=sig.severity,

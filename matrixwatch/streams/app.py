@@ -36,7 +36,7 @@ from matrixwatch.streams.records import Alert, DeadLetter, Event, LinkageResult,
 from matrixwatch.streams.sentiment import get_model
 from matrixwatch.streams.sinks import make_store
 from matrixwatch.streams.sinks.base import Store
-from matrixwatch.streams.spikes import SpikeDetector
+from matrixwatch.streams.spikes import SpikeDetector, SpikeParams
 from matrixwatch.streams.volume import VolumeCounter, new_state
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,9 @@ def create_app(
 
     model = get_model(settings.sentiment_model)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment")
-    counter = VolumeCounter(settings.spike_bucket, SpikeDetector())
+    counter = VolumeCounter(
+        settings.spike_bucket, SpikeDetector(SpikeParams(bucket_seconds=settings.spike_bucket))
+    )
     tracker = LinkageTracker(registry, LinkagePolicy(deadline=settings.linkage_deadline))
     batch, within = settings.batch_size, settings.batch_within
 
@@ -186,8 +188,6 @@ def create_app(
         )
 
     # --- analyze: sentiment, store, volume spikes ---------------------------------------
-    key_max_ts: dict[str, float] = {}
-
     @app.agent(topics["events"])
     async def analyze(stream: faust.StreamT[Event]) -> None:
         loop = asyncio.get_running_loop()
@@ -225,13 +225,14 @@ def create_app(
             state = states.get(key) or volume_table.get(key) or new_state()
             states[key] = state
             ts = e.ts
-            if ts > key_max_ts.get(key, -math.inf):
-                key_max_ts[key] = ts
-                counter.advance(state, ts - settings.spike_lateness)
+            closed = []
+            if state.get("max_ts") is None or ts > state["max_ts"]:
+                state["max_ts"] = ts
+                closed = counter.advance(state, ts - settings.spike_lateness)
             if not counter.add(state, e.doc_id, ts, e.sentiment_label == "negative"):
                 metrics.LATE_EVENTS.labels(stage="volume").inc()
                 continue
-            for sig in counter.early(state):
+            for sig in [*closed, *counter.early(state)]:
                 alerts.append(volume_spike(
                     sig, platform=e.platform, owner_id=e.owner_id, fired_at=e.created_at,
                     registry=registry, samples=[e.url or e.id],

@@ -9,25 +9,15 @@ bucket that has already closed is late and is not counted (the caller counts it)
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Any
 
-from matrixwatch.streams.spikes import SpikeDetector, SpikeSignal
+from matrixwatch.streams.spikes import SEVERITIES, SpikeDetector, SpikeSignal
 
 VolumeState = dict[str, Any]
 
-MAX_GAP_BUCKETS = 288  # at most a day of zero buckets is replayed into the baseline
-
 
 def new_state() -> VolumeState:
-    return {"open": {}, "last_closed": None, "det": None, "fired": []}
-
-
-@dataclass(frozen=True)
-class Closed:
-    t: float
-    count: int
-    negative: int
+    return {"open": {}, "last_closed": None, "det": None, "fired": {}}
 
 
 class VolumeCounter:
@@ -53,41 +43,48 @@ class VolumeCounter:
                 slot["neg"].append(doc_id)
         return True
 
+    def _new_signal(self, state: VolumeState, sig: SpikeSignal | None) -> SpikeSignal | None:
+        """A signal not yet fired for its bucket at this severity or higher."""
+        if sig is None:
+            return None
+        rank = SEVERITIES.index(sig.severity)
+        key = repr(sig.t)
+        if state["fired"].get(key, -1) >= rank:
+            return None
+        state["fired"][key] = rank
+        return sig
+
     def early(self, state: VolumeState) -> list[SpikeSignal]:
         """Fire on an open bucket as soon as its partial count is already a spike.
 
         Counts only grow, so waiting for the bucket to close would only delay the
-        alert a duty officer needs within a minute. The baseline is not updated.
+        alert a duty officer needs within a minute. The baseline is not updated
+        (the detector runs on a copy); a later, higher severity still fires.
         """
         out = []
         for key, slot in state["open"].items():
-            t = float(key)
-            if t in state["fired"]:
-                continue
-            _, sig = self.detector.step(copy.deepcopy(state["det"]), t, len(slot["ids"]))
-            if sig is not None:
-                state["fired"].append(t)
-                out.append(sig)
+            _, sig = self.detector.step(copy.deepcopy(state["det"]), float(key),
+                                        float(len(slot["ids"])))
+            fresh = self._new_signal(state, sig)
+            if fresh is not None:
+                out.append(fresh)
         return out
 
     def advance(self, state: VolumeState, watermark: float) -> list[SpikeSignal]:
-        """Close every bucket that ended before the watermark; return new signals."""
+        """Close every bucket that ended before the watermark; return new signals.
+
+        Empty buckets in between need no feeding: the detector learns a jump in
+        time as the zeros it skipped.
+        """
         due = sorted(float(k) for k in state["open"] if float(k) + self.bucket <= watermark)
         out: list[SpikeSignal] = []
         for t in due:
             slot = state["open"].pop(repr(t))
-            last = state["last_closed"]
-            if last is not None:
-                gap = int((t - last) / self.bucket) - 1
-                start = t - min(gap, MAX_GAP_BUCKETS) * self.bucket
-                z = start
-                while z < t:
-                    state["det"], _ = self.detector.step(state["det"], z, 0.0)
-                    z += self.bucket
             state["det"], sig = self.detector.step(state["det"], t, float(len(slot["ids"])))
             state["last_closed"] = t
-            if sig is not None and t not in state["fired"]:
-                state["fired"].append(t)
-                out.append(sig)
-        state["fired"] = [f for f in state["fired"] if f > watermark - 2 * self.bucket]
+            fresh = self._new_signal(state, sig)
+            if fresh is not None:
+                out.append(fresh)
+        horizon = watermark - 2 * self.bucket
+        state["fired"] = {k: v for k, v in state["fired"].items() if float(k) > horizon}
         return out
