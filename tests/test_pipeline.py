@@ -44,8 +44,14 @@ def scenario() -> tuple[list[bytes], dict[str, object]]:
         comment(7000000001 + i, f"98000000{i:02d}", T0 + (10 + i) * M, p1, text)
         for i, text in enumerate(["支持！", "请问什么时候开始？", "太差劲了，积水到现在都没排完"])
     ]
-    good = [p1, r_b, r_a, c1, r_a1, r_a1_again, r_c_late, r_d_inactive, r_a1_not_direct,
-            *comments]
+    # A county account with two quiet days, then 30 complaints in ten minutes.
+    quiet = status(5000000301, A2, T0 - 48 * H, "西区今日天气晴")
+    calm = [comment(7000000101 + i, f"97000000{i:02d}", T0 - (47 - 6 * i) * H, quiet, "好的")
+            for i in range(6)]
+    burst = [comment(7000000201 + i, f"96000000{i:02d}", T0 + 5 * H + 20 * i * timedelta(
+        seconds=1), quiet, "停水三天了没人管，太气人了") for i in range(30)]
+    good = [quiet, *calm, p1, r_b, r_a, c1, r_a1, r_a1_again, r_c_late, r_d_inactive,
+            r_a1_not_direct, *comments, *burst]
     lines = [json.dumps(o, ensure_ascii=False).encode() for o in good]
     bad = [
         b'{"id": 1, "text": "broken',
@@ -141,6 +147,17 @@ def test_low_linkage_alert(replayed: tuple[Path, dict]) -> None:
     assert a["timestamp"] == "2026-11-03T12:00:00+08:00"
     assert a["severity"] in ("blue", "yellow", "orange", "red")
     assert "甲市西区发布" in a["message"]
+
+
+def test_volume_spike_alert_on_the_burst(replayed: tuple[Path, dict]) -> None:
+    out, _ = replayed
+    spikes = [a for a in read_jsonl(out / "alerts.jsonl") if a["rule"] == "volume_spike"]
+    assert spikes, "30 complaints in ten minutes on a quiet county account must alert"
+    assert {a["account_id"] for a in spikes} == {A2}
+    first = spikes[0]
+    # Fired by an event inside the burst (within a minute of its start is the duty need).
+    assert "2026-11-02T14:00:00+08:00" <= first["timestamp"] <= "2026-11-02T14:10:00+08:00"
+    assert first["values"]["value"] >= 10
 
 
 def test_malformed_lines_reach_dead_letters_with_reasons(replayed: tuple[Path, dict]) -> None:

@@ -56,12 +56,21 @@ class _Set:
     y: list[int] = field(default_factory=list)
     w: list[float] = field(default_factory=list)
     fold: list[int] = field(default_factory=list)
+    gold: list[str] = field(default_factory=list)  # three-class label of CV rows
 
-    def add(self, texts: list[str], y: list[int], w: float, fold: list[int] | None = None) -> None:
+    def add(
+        self,
+        texts: list[str],
+        y: list[int],
+        w: float,
+        fold: list[int] | None = None,
+        gold: list[str] | None = None,
+    ) -> None:
         self.texts += texts
         self.y += y
         self.w += [w] * len(texts)
         self.fold += fold if fold is not None else [-1] * len(texts)
+        self.gold += gold if gold is not None else [""] * len(texts)
 
 
 def default_model_path() -> Path:
@@ -104,7 +113,7 @@ def build_sets(data_dir: Path, cfg: TrainConfig) -> tuple[_Set, _Set, dict[str, 
         1.0,
         [int(folds[i]) for i in polar],
     )
-    neu.add(vt, [int(lab == "neutral") for lab in vl], 1.0, [int(f) for f in folds])
+    neu.add(vt, [int(lab == "neutral") for lab in vl], 1.0, [int(f) for f in folds], vl)
     counts["smp2020/virus_train"] = len(vt)
 
     ot, ol = sets["osmdataset2022/train"]
@@ -154,15 +163,7 @@ def tune_thresholds(
         oof_pol[sel] = m_pol.predict_proba(xk)[:, 1]
         oof_neu[sel] = m_neu.predict_proba(xk)[:, 1]
         log(f"  fold {k + 1}/{cfg.folds} done in {time.perf_counter() - t0:.1f}s")
-    # Gold three-class labels of virus_train rows: neutral from the neutral head's target,
-    # polarity from the polarity head's target for the same text.
-    gold_neu = y_neu[cv_rows]
-    texts = [neu.texts[i] for i in cv_rows]
-    pos_of = {t: y for t, y, f in zip(pol.texts, pol.y, pol.fold, strict=True) if f >= 0}
-    gold = [
-        "neutral" if gn else ("positive" if pos_of.get(t, 0) else "negative")
-        for t, gn in zip(texts, gold_neu, strict=True)
-    ]
+    gold = [neu.gold[i] for i in cv_rows]
     best = (0.5, 0.0, -1.0)
     for tau in cfg.neutral_grid:
         for band in cfg.band_grid:
