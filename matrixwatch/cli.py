@@ -141,12 +141,28 @@ def run(
     raise typer.Exit(run_main(get_settings(), rate=rate, duration=duration))
 
 
+SUBAPPS = (
+    # (module with a typer `app`, command name, help)
+    ("matrixwatch.streams.sentiment.cli", "sentiment", "Train, evaluate, benchmark models."),
+    ("matrixwatch.alerts.cli", "rules", "Validate and test alert rules on past data."),
+    ("matrixwatch.dashboards.cli", "dashboards", "Kibana dashboards and Elasticsearch setup."),
+    ("matrixwatch.collectors.cli", "collect", "One-off collection runs per source."),
+    ("matrixwatch.collectors.registry_cli", "registry", "Import and validate registries."),
+    ("matrixwatch.reports.cli", "report", "Linkage and matrix reports."),
+)
+
+
 def _mount_subapps() -> None:
-    try:
-        from matrixwatch.streams.sentiment.cli import app as sentiment_app
-    except ImportError:  # pragma: no cover - during partial installs
-        return
-    app.add_typer(sentiment_app, name="sentiment", help="Train, evaluate, benchmark models.")
+    import importlib
+
+    for module, name, help_text in SUBAPPS:
+        try:
+            sub = importlib.import_module(module).app
+        except ModuleNotFoundError as e:
+            if not e.name or not module.startswith(e.name):  # a missing dependency is a bug
+                raise
+            continue
+        app.add_typer(sub, name=name, help=help_text)
 
 
 _mount_subapps()

@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     sentiment_model: str = Field("default", description="Sentiment model name (see `score`).")
     spike_bucket: float = Field(300.0, description="Spike bucket width, seconds of event time.")
     linkage_deadline: float = Field(86400.0, description="Linkage deadline, seconds after post.")
+    linkage_depth: int = Field(1, ge=1, description="Subordinate levels expected to repost.")
+    linkage_level_deadlines: dict[str, float] = Field(
+        default_factory=dict,
+        description='Deadline per superior level, seconds (JSON: {"province": 172800}).',
+    )
+    linkage_account_deadlines: dict[str, float] = Field(
+        default_factory=dict, description="Deadline per superior account id, seconds (JSON)."
+    )
     linkage_low_rate: float = Field(0.6, description="Final linkage rate below this alerts.")
 
     # --- stores ---------------------------------------------------------------------

@@ -14,6 +14,7 @@ survive a restart (volume baselines, linkage tasks) lives in tables with changel
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import math
 from collections.abc import Iterable
@@ -135,7 +136,11 @@ def create_app(
     counter = VolumeCounter(
         settings.spike_bucket, SpikeDetector(SpikeParams(bucket_seconds=settings.spike_bucket))
     )
-    tracker = LinkageTracker(registry, LinkagePolicy(deadline=settings.linkage_deadline))
+    tracker = LinkageTracker(registry, LinkagePolicy(
+        deadline=settings.linkage_deadline, depth=settings.linkage_depth,
+        level_deadlines=settings.linkage_level_deadlines,
+        account_deadlines=settings.linkage_account_deadlines,
+    ))
     batch, within = settings.batch_size, settings.batch_within
 
     @app.task
@@ -172,9 +177,8 @@ def create_app(
                     # bound, and keeps a replay's output independent of when it ran.
                     out = out.derive(collected_at=out.created_at)
                 await topics["events"].send(key=f"{out.platform}:{out.owner_id}", value=out)
-                task = tracker.task_key(out)
-                if task is not None:
-                    await topics["linkage"].send(key=task, value=out)
+                for task_key in tracker.route(out):
+                    await topics["linkage"].send(key=task_key, value=out)
 
     async def send_dead_letter(reason: str, source: str, raw: bytes, offset: int | None) -> None:
         head = raw[:DLQ_PAYLOAD_BYTES].decode("utf-8", errors="replace")
@@ -204,7 +208,7 @@ def create_app(
         )
         metrics.SENTIMENT_SECONDS.observe(loop.time() - started)
         scored = [
-            e.derive(sentiment=round(s.score, 4), sentiment_label=s.label)
+            e.derive(sentiment=round(s.score, 4), sentiment_label=s.label, **owner_fields(e))
             for e, s in zip(items, scores, strict=True)
         ]
         await write(store.write_events, scored, "events")
@@ -215,6 +219,13 @@ def create_app(
         alerts = update_volume(scored)
         for a in alerts:
             await topics["alerts"].send(key=a.id, value=a)
+
+    def owner_fields(e: Event) -> dict[str, str | None]:
+        acc = registry.get(e.platform, e.owner_id)
+        if acc is None:
+            return {}
+        return {"owner_name": acc.name, "owner_unit": acc.unit, "owner_level": acc.level,
+                "owner_parent": acc.parent}
 
     def update_volume(scored: Iterable[Event]) -> list[Alert]:
         """Per owner key: count distinct ids per bucket, fire on the crossing event."""
@@ -242,7 +253,38 @@ def create_app(
         return alerts
 
     # --- linkage ----------------------------------------------------------------------
-    wm_state = {"max_ts": -math.inf}
+    # Event-time watermark of this worker's linkage partitions, and a heap of when each
+    # container next needs the clock. The heap is derived state: it is rebuilt from the
+    # table after every rebalance, so only the table needs a changelog.
+    clock: dict[str, Any] = {"max_ts": -math.inf, "heap": [], "due": {}, "stale": True}
+
+    @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
+    async def _heap_stale(*_: Any, **__: Any) -> None:
+        clock["stale"] = True
+
+    def schedule(key: str, due: float | None) -> None:
+        """Remember when ``key`` next needs the clock (one live heap entry per key)."""
+        if due is None:
+            clock["due"].pop(key, None)
+        elif clock["due"].get(key) != due:
+            clock["due"][key] = due
+            heapq.heappush(clock["heap"], (due, key))
+
+    def due_keys(watermark: float) -> list[str]:
+        heap: list[tuple[float, str]] = clock["heap"]
+        if clock["stale"]:
+            heap.clear()
+            clock["due"].clear()
+            for key, box in task_table.items():
+                schedule(key, tracker.next_due(box) if box else None)
+            clock["stale"] = False
+        keys = []
+        while heap and heap[0][0] < watermark:
+            due, key = heapq.heappop(heap)
+            if clock["due"].get(key) == due:  # else superseded by a later schedule()
+                del clock["due"][key]
+                keys.append(key)
+        return keys
 
     @app.agent(topics["linkage"])
     async def linkage(stream: faust.StreamT[Event]) -> None:
@@ -253,32 +295,32 @@ def create_app(
                 await quarantine(items, "linkage", e)
 
     async def linkage_batch(items: list[Event]) -> None:
-        closed: list[LinkageResult] = []
         watermark = -math.inf
+        touched: dict[str, Any] = {}
         for e in items:
             if e.kind == WATERMARK_KIND:
                 watermark = max(watermark, epoch(e.created_at))
                 continue
-            key = tracker.task_key(e)
-            if key is None:
+            for key in tracker.route(e):
+                box = touched[key] if key in touched else task_table.get(key)
+                touched[key] = tracker.apply(box, e, key)
+            clock["max_ts"] = max(clock["max_ts"], e.ts)
+        watermark = max(watermark, clock["max_ts"] - settings.allowed_lateness)
+        for key in due_keys(watermark):
+            if key not in touched:
+                touched[key] = task_table.get(key)
+        closed: list[LinkageResult] = []
+        for key, box in touched.items():
+            if box is not None:
+                closed += tracker.close_due(box, watermark)
+                box = tracker.prune(box, watermark, settings.task_retention)
+            if box is None:
+                schedule(key, None)
+                if task_table.get(key) is not None:
+                    del task_table[key]
                 continue
-            state = task_table.get(key)
-            if state is not None and state.get("closed"):
-                metrics.LATE_EVENTS.labels(stage="linkage").inc()
-                continue
-            new = tracker.apply(state, e)
-            if new is not None:
-                task_table[key] = new
-            wm_state["max_ts"] = max(wm_state["max_ts"], e.ts)
-        watermark = max(watermark, wm_state["max_ts"] - settings.allowed_lateness)
-        for key, state in list(task_table.items()):
-            if state is None:
-                continue
-            if tracker.due(state, watermark):
-                closed.append(tracker.close(state))
-                task_table[key] = state
-            elif state["closed"] and state["deadline"] < watermark - settings.task_retention:
-                del task_table[key]
+            task_table[key] = box
+            schedule(key, tracker.next_due(box))
         if closed:
             await write(store.write_linkage, closed, "linkage")
             for res in closed:
@@ -286,8 +328,7 @@ def create_app(
                                     threshold=settings.linkage_low_rate)
                 if alert is not None:
                     await topics["alerts"].send(key=alert.id, value=alert)
-        metrics.OPEN_TASKS.set(sum(1 for _, s in task_table.items()
-                                   if s is not None and not s.get("closed")))
+        metrics.OPEN_TASKS.set(len(clock["due"]))
 
     # --- alerts and dead letters to the store ----------------------------------------
     @app.agent(topics["alerts"])

@@ -1,23 +1,38 @@
 """Matrix linkage (矩阵联动): pure task logic, no Faust and no I/O.
 
-A task is keyed by its root post. Its state is a JSON-able dict so that it can live
-in a Faust table with a changelog. Every operation is a function of (state, event) that
-is idempotent and order-insensitive: the earliest repost per subordinate wins, and
-the expected set is fixed from the registry as of the post's own ``created_at``.
-Definitions: ../DESIGN.md, "Linkage".
+Definitions: DESIGN.md, "Linkage". Two kinds of task share one container:
+
+* **repost** platforms (Weibo): a task is keyed by its root post (``weibo:<post id>``), so
+  the post and every repost of it meet in one partition, whatever the arrival order.
+* **content** platforms (WeChat via RSS, web): there is no repost primitive, so a
+  subordinate's near-duplicate of the superior's text counts as 转载. Those tasks are keyed
+  by the superior (``content:wechat:<superior id>``): the superior's posts open tasks and
+  the subordinates' posts are matched against them (SimHash prefilter, then exact
+  shingle containment; thresholds measured in bench/simhash_threshold.py). A copy seen
+  before the original waits as a candidate, so order does not matter there either.
+
+A container is a JSON-able dict ``{"tasks": {post_id: task}, "candidates": [...]}`` that
+lives in a Faust table with a changelog. Every transition is idempotent: the earliest
+repost per subordinate wins and the expected set is fixed from the registry as of the
+post's own ``created_at``.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from matrixwatch.registry import Registry
+from matrixwatch.streams import simhash
 from matrixwatch.streams.records import Event, LinkageResult, epoch
 
-TaskState = dict[str, Any]
+Task = dict[str, Any]
+Container = dict[str, Any]
+
+TEXT_HEAD = 2000  # characters of a content task's text kept for exact confirmation
 
 
 def iso_from_epoch(ts: float, like: str | None = None) -> str:
@@ -28,11 +43,24 @@ def iso_from_epoch(ts: float, like: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class LinkagePolicy:
-    """How tasks are opened and judged. Per-level deadlines override the default."""
+    """How tasks are opened and judged.
+
+    ``deadline`` is the default window; ``level_deadlines`` and ``account_deadlines``
+    override it by the superior's level or id. ``depth`` > 1 also expects subordinates of
+    subordinates. ``content_platforms`` use 转载 matching instead of reposts.
+    """
 
     deadline: float = 86400.0
     depth: int = 1
     level_deadlines: Mapping[str, float] = field(default_factory=dict)
+    account_deadlines: Mapping[str, float] = field(default_factory=dict)
+    content_platforms: frozenset[str] = frozenset({"wechat", "web"})
+    simhash_max_distance: int = 24
+    min_containment: float = 0.8
+
+
+def new_container() -> Container:
+    return {"tasks": {}, "candidates": []}
 
 
 class LinkageTracker:
@@ -43,91 +71,213 @@ class LinkageTracker:
         self.policy = policy or LinkagePolicy()
 
     # --- routing --------------------------------------------------------------------
-    def task_key(self, ev: Event) -> str | None:
-        """The task an event belongs to, or None if it cannot concern any task."""
-        if ev.kind == "post" and self.registry.has_subordinates(ev.platform, ev.account_id):
-            return f"{ev.platform}:{ev.id}"
-        if (
-            ev.kind == "repost"
-            and ev.root_id
-            and self.registry.has_subordinates(ev.platform, ev.root_account_id)
+    def route(self, ev: Event) -> list[str]:
+        """The containers an event belongs to (empty if it cannot concern any task)."""
+        reg = self.registry
+        if ev.platform in self.policy.content_platforms:
+            if ev.kind != "post":
+                return []
+            keys = []
+            if reg.has_subordinates(ev.platform, ev.account_id):
+                keys.append(f"content:{ev.platform}:{ev.account_id}")
+            acc = reg.get(ev.platform, ev.account_id)
+            for _ in range(self.policy.depth):
+                if acc is None or acc.parent is None:
+                    break
+                keys.append(f"content:{ev.platform}:{acc.parent}")
+                acc = reg.get(ev.platform, acc.parent)
+            return keys
+        if ev.kind == "post" and reg.has_subordinates(ev.platform, ev.account_id):
+            return [f"{ev.platform}:{ev.id}"]
+        if ev.kind == "repost" and ev.root_id and reg.has_subordinates(
+            ev.platform, ev.root_account_id
         ):
-            return f"{ev.platform}:{ev.root_id}"
-        return None
+            return [f"{ev.platform}:{ev.root_id}"]
+        return []
 
-    # --- state transitions ----------------------------------------------------------
-    def open(self, ev: Event) -> TaskState | None:
-        """A new task from the post itself or from a repost that embeds it."""
+    # --- opening --------------------------------------------------------------------
+    def deadline_for(self, author: str, level: str | None) -> float:
+        p = self.policy
+        if author in p.account_deadlines:
+            return p.account_deadlines[author]
+        return p.level_deadlines.get(level or "", p.deadline)
+
+    def new_task(self, platform: str, post_id: str, author: str, created: str) -> Task | None:
+        acc = self.registry.get(platform, author)
+        if acc is None:
+            return None
+        t0 = epoch(created)
+        expected = self.registry.subordinates(platform, author, at=t0, depth=self.policy.depth)
+        if not expected:
+            return None
+        return {
+            "post_id": post_id, "platform": platform, "account_id": author,
+            "created_at": created, "t0": t0,
+            "deadline": t0 + self.deadline_for(author, acc.level),
+            "expected": expected, "linked": {}, "late": {}, "closed": False,
+        }
+
+    # --- transitions ----------------------------------------------------------------
+    def apply(self, box: Container | None, ev: Event, key: str) -> Container | None:
+        """Fold one event into the container at ``key``; None if nothing to keep."""
+        box = box if box is not None else new_container()
+        if key.startswith("content:"):
+            self._apply_content(box, ev, key)
+        else:
+            self._apply_repost(box, ev)
+        return box if box["tasks"] or box["candidates"] else None
+
+    def _apply_repost(self, box: Container, ev: Event) -> None:
         if ev.kind == "post":
             post_id, author, created = ev.id, ev.account_id, ev.created_at
         elif ev.kind == "repost" and ev.root_id and ev.root_account_id and ev.root_created_at:
             post_id, author, created = ev.root_id, ev.root_account_id, ev.root_created_at
         else:
-            return None
-        acc = self.registry.get(ev.platform, author)
-        if acc is None:
-            return None
-        t0 = epoch(created)
-        expected = self.registry.subordinates(
-            ev.platform, author, at=t0, depth=self.policy.depth
-        )
-        if not expected:
-            return None
-        deadline = self.policy.level_deadlines.get(acc.level or "", self.policy.deadline)
-        return {
-            "post_id": post_id,
-            "platform": ev.platform,
-            "account_id": author,
-            "created_at": created,
-            "t0": t0,
-            "deadline": t0 + deadline,
-            "expected": expected,
-            "linked": {},
-            "late": {},
-            "closed": False,
-        }
+            return
+        task = box["tasks"].get(post_id)
+        if task is None:
+            task = self.new_task(ev.platform, post_id, author, created)
+            if task is None:
+                return
+            box["tasks"][post_id] = task
+        if ev.kind == "repost":
+            self._link(task, ev.account_id, ev.ts)
 
-    def apply(self, state: TaskState | None, ev: Event) -> TaskState | None:
-        """Fold one event into the task. Returns the (possibly new) state."""
-        if state is None:
-            state = self.open(ev)
-            if state is None:
-                return None
-        if state["closed"] or ev.kind != "repost" or ev.root_id != state["post_id"]:
-            return state
-        acct = ev.account_id
-        if acct not in state["expected"]:
-            return state
-        ts = ev.ts
-        bucket = "linked" if ts <= state["deadline"] else "late"
-        latency = ts - state["t0"]
-        prev = state[bucket].get(acct)
+    def _apply_content(self, box: Container, ev: Event, key: str) -> None:
+        superior = key.rsplit(":", 1)[1]
+        fp = simhash.to_hex(simhash.simhash(ev.text))
+        head = ev.text[:TEXT_HEAD]
+        if ev.account_id == superior:
+            if ev.id in box["tasks"]:
+                return
+            task = self.new_task(ev.platform, ev.id, superior, ev.created_at)
+            if task is None:
+                return
+            task.update(fp=fp, text=head)
+            box["tasks"][ev.id] = task
+            for cand in box["candidates"]:
+                self._match(task, cand)
+            return
+        cand = {"id": ev.id, "account_id": ev.account_id, "ts": ev.ts, "fp": fp, "text": head}
+        if all(c["id"] != ev.id for c in box["candidates"]):
+            box["candidates"].append(cand)
+        for task in box["tasks"].values():
+            self._match(task, cand)
+
+    def _match(self, task: Task, cand: dict[str, Any]) -> None:
+        if task["closed"] or cand["ts"] < task["t0"] or cand["account_id"] == task["account_id"]:
+            return
+        p = self.policy
+        near = simhash.distance(simhash.from_hex(task["fp"]), simhash.from_hex(cand["fp"]))
+        if near > p.simhash_max_distance:
+            return
+        if simhash.containment(task["text"], cand["text"]) < p.min_containment:
+            return
+        self._link(task, cand["account_id"], cand["ts"])
+
+    @staticmethod
+    def _link(task: Task, acct: str, ts: float) -> None:
+        """Earliest per subordinate; after the deadline it is only recorded as late."""
+        if task["closed"] or acct not in task["expected"]:
+            return
+        bucket = "linked" if ts <= task["deadline"] else "late"
+        latency = ts - task["t0"]
+        prev = task[bucket].get(acct)
         if prev is None or latency < prev:
-            state[bucket][acct] = latency
-        return state
+            task[bucket][acct] = latency
+
+    # --- time -----------------------------------------------------------------------
+    @staticmethod
+    def next_due(box: Container) -> float | None:
+        """When the container next needs the clock: a deadline, or a candidate expiring."""
+        times = [t["deadline"] for t in box["tasks"].values() if not t["closed"]]
+        times += [c["ts"] for c in box["candidates"]]
+        return min(times) if times else None
+
+    def close_due(self, box: Container, watermark: float) -> list[LinkageResult]:
+        """Close every open task whose deadline the watermark has passed."""
+        out = []
+        for task in box["tasks"].values():
+            if not task["closed"] and task["deadline"] < watermark:
+                out.append(self.close(task))
+        return out
 
     @staticmethod
-    def due(state: TaskState, watermark: float) -> bool:
-        return not state["closed"] and state["deadline"] < watermark
+    def prune(box: Container, watermark: float, retention: float) -> Container | None:
+        """Forget closed tasks after ``retention`` and candidates no task can still claim."""
+        box["tasks"] = {k: t for k, t in box["tasks"].items()
+                        if not (t["closed"] and t["deadline"] < watermark - retention)}
+        box["candidates"] = [c for c in box["candidates"] if c["ts"] >= watermark]
+        return box if box["tasks"] or box["candidates"] else None
 
     @staticmethod
-    def close(state: TaskState) -> LinkageResult:
+    def close(task: Task) -> LinkageResult:
         """Mark closed and produce the result. Late reposts stay out of ``linked``."""
-        state["closed"] = True
-        expected = state["expected"]
-        linked = {k: float(v) for k, v in sorted(state["linked"].items())}
+        task["closed"] = True
+        expected = task["expected"]
+        linked = {k: float(v) for k, v in sorted(task["linked"].items())}
+        deadline = iso_from_epoch(task["deadline"], task["created_at"])
         return LinkageResult(
-            post_id=state["post_id"],
-            account_id=state["account_id"],
-            platform=state["platform"],
-            created_at=state["created_at"],
-            deadline=iso_from_epoch(state["deadline"], state["created_at"]),
-            expected=list(expected),
-            linked=linked,
-            rate=round(len(linked) / len(expected), 6) if expected else 0.0,
-            closed_at=iso_from_epoch(state["deadline"], state["created_at"]),
+            post_id=task["post_id"], account_id=task["account_id"], platform=task["platform"],
+            created_at=task["created_at"], deadline=deadline, expected=list(expected),
+            linked=linked, rate=round(len(linked) / len(expected), 6) if expected else 0.0,
+            closed_at=deadline,
         )
 
     @staticmethod
-    def laggards(state: TaskState) -> list[str]:
-        return [a for a in state["expected"] if a not in state["linked"]]
+    def laggards(task: Task, at: float | None = None) -> list[str]:
+        """Expected accounts not linked (by event time ``at``, if given)."""
+        cutoff = None if at is None else at - task["t0"]
+        return [a for a in task["expected"]
+                if a not in task["linked"] or (cutoff is not None and task["linked"][a] > cutoff)]
+
+
+def reference_linkage(
+    registry: Registry, events: list[Event], policy: LinkagePolicy | None = None
+) -> dict[str, dict[str, Any]]:
+    """The straightforward computation the stream must equal (for tests and audits).
+
+    For every original Weibo post by an account with active direct subordinates (as of
+    the post time): expected = those subordinates; linked = for each expected account,
+    the earliest repost of that root within the deadline.
+    """
+    policy = policy or LinkagePolicy()
+    tracker = LinkageTracker(registry, policy)
+    posts: dict[str, tuple[str, str]] = {}
+    for e in events:
+        if e.kind == "post":
+            posts.setdefault(e.id, (e.account_id, e.created_at))
+        elif e.kind == "repost" and e.root_id and e.root_account_id and e.root_created_at:
+            posts.setdefault(e.root_id, (e.root_account_id, e.root_created_at))
+    out: dict[str, dict[str, Any]] = {}
+    for pid, (author, created) in posts.items():
+        acc = registry.get("weibo", author)
+        if acc is None:
+            continue
+        t0 = epoch(created)
+        expected = registry.subordinates("weibo", author, at=t0, depth=policy.depth)
+        if not expected:
+            continue
+        deadline = t0 + tracker.deadline_for(author, acc.level)
+        linked: dict[str, float] = {}
+        for e in events:
+            if (e.kind == "repost" and e.root_id == pid and e.account_id in expected
+                    and e.ts <= deadline):
+                lat = e.ts - t0
+                linked[e.account_id] = min(lat, linked.get(e.account_id, lat))
+        out[pid] = {"expected": expected, "linked": dict(sorted(linked.items())),
+                    "rate": round(len(linked) / len(expected), 6)}
+    return out
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in [0, 1]); None for no values."""
+    if not values:
+        return None
+    s = sorted(values)
+    idx = min(len(s) - 1, max(0, int(-(-q * len(s) // 1)) - 1))
+    return s[idx]
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None

@@ -65,6 +65,12 @@ class Event(faust.Record, serializer="json", include_metadata=False):
     reply_to_id: str | None = None
     sentiment: float | None = None
     sentiment_label: str | None = None
+    # The matrix account the event is about (owner), from the registry, for filters
+    # and dashboards; None when the owner is not in the registry.
+    owner_name: str | None = None
+    owner_unit: str | None = None
+    owner_level: str | None = None
+    owner_parent: str | None = None
 
     @property
     def doc_id(self) -> str:
@@ -122,6 +128,9 @@ class Alert(faust.Record, serializer="json", include_metadata=False):
     message: str = ""
     values: dict[str, float] | None = None
     samples: list[str] | None = None
+    account_name: str | None = None
+    unit: str | None = None
+    level: str | None = None
 
 
 class LinkageResult(faust.Record, serializer="json", include_metadata=False):
@@ -136,3 +145,19 @@ class LinkageResult(faust.Record, serializer="json", include_metadata=False):
     linked: dict[str, float]
     rate: float
     closed_at: str
+
+
+class CollectorHealth(faust.Record, serializer="json", include_metadata=False):
+    """A collector's view of itself, sent to mw-health; the collector_health rule reads it.
+
+    ``status`` is "ok", "failing" (``consecutive_failures`` in a row) or "auth_expired"
+    (cookie or token no longer accepted).
+    """
+
+    source: str
+    status: str
+    at: str
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    account_id: str | None = None
+    platform: str = "weibo"

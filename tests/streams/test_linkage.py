@@ -1,14 +1,25 @@
-"""Linkage task logic on hand-made events, against the definitions in DESIGN.md."""
+"""Linkage task logic against the definitions in DESIGN.md, on hand-made events and on
+generated matrices and event orders (hypothesis) checked against a reference computation."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import math
 from datetime import timedelta
+from typing import Any
 
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from matrixwatch.registry import Registry
-from matrixwatch.streams.linkage import LinkagePolicy, LinkageTracker
+from matrixwatch.streams.linkage import (
+    LinkagePolicy,
+    LinkageTracker,
+    percentile,
+    reference_linkage,
+)
 from matrixwatch.streams.records import Event
 from tests.factories import REGISTRY_YAML, T0
 
@@ -22,10 +33,11 @@ def reg() -> Registry:
     return Registry.from_dict(yaml.safe_load(REGISTRY_YAML))
 
 
-def post(pid: str, author: str, minutes: float = 0) -> Event:
+def post(pid: str, author: str, minutes: float = 0, platform: str = "weibo",
+         text: str = "通知") -> Event:
     t = (T0 + timedelta(minutes=minutes)).isoformat()
-    return Event(platform="weibo", id=pid, kind="post", account_id=author, owner_id=author,
-                 text="通知", created_at=t, collected_at=t)
+    return Event(platform=platform, id=pid, kind="post", account_id=author, owner_id=author,
+                 text=text, created_at=t, collected_at=t)
 
 
 def rp(rid: str, author: str, root: Event, minutes: float) -> Event:
@@ -36,61 +48,77 @@ def rp(rid: str, author: str, root: Event, minutes: float) -> Event:
                  root_created_at=root.created_at)
 
 
-def run(tracker: LinkageTracker, events: list[Event]) -> dict:
-    state = None
-    for e in events:
-        state = tracker.apply(state, e)
-    assert state is not None
-    return tracker.close(state).asdict()
+def run(tracker: LinkageTracker, events: list[Event], *, restart_at: int | None = None,
+        ) -> dict[str, dict[str, Any]]:
+    """Feed events into their containers like the agent does; close everything at the end.
+
+    ``restart_at`` round-trips every container through JSON there, as a changelog does.
+    """
+    boxes: dict[str, Any] = {}
+    for i, e in enumerate(events):
+        if restart_at is not None and i == restart_at:
+            boxes = json.loads(json.dumps(boxes))
+        for key in tracker.route(e):
+            boxes[key] = tracker.apply(boxes.get(key), e, key)
+    out = {}
+    for box in boxes.values():
+        if box is None:
+            continue
+        for res in tracker.close_due(box, math.inf):
+            out[res.post_id] = {"expected": res.expected, "linked": res.linked,
+                                "rate": res.rate, "account_id": res.account_id}
+    return out
 
 
 def test_expected_set_is_active_direct_subordinates() -> None:
-    tr = LinkageTracker(reg())
-    p = post("1", PROV)
-    res = run(tr, [p])
+    res = run(LinkageTracker(reg()), [post("1", PROV)])["1"]
     assert res["expected"] == [A, B, C]  # D is inactive; A1/A2 are not direct
     assert res["linked"] == {} and res["rate"] == 0.0
 
 
 def test_earliest_repost_counts_once_and_late_ones_do_not() -> None:
-    tr = LinkageTracker(reg())
     p = post("1", PROV)
     evs = [p, rp("11", A, p, 90), rp("12", A, p, 30), rp("13", B, p, 24 * 60 + 1),
            rp("14", A1, p, 5), rp("15", D, p, 5)]
-    res = run(tr, evs)
+    res = run(LinkageTracker(reg()), evs)["1"]
     assert res["linked"] == {A: 1800.0}
     assert res["rate"] == round(1 / 3, 6)
 
 
 def test_any_arrival_order_gives_the_same_result() -> None:
-    tr = LinkageTracker(reg())
     p = post("1", PROV)
     evs = [p, rp("11", A, p, 90), rp("12", B, p, 30), rp("13", C, p, 600), rp("14", A, p, 10)]
+    tr = LinkageTracker(reg())
     results = {repr(run(tr, list(order))) for order in itertools.permutations(evs)}
     assert len(results) == 1
 
 
 def test_task_opens_from_a_repost_seen_first() -> None:
-    tr = LinkageTracker(reg())
     p = post("1", PROV)
-    state = tr.apply(None, rp("12", B, p, 30))
-    assert state is not None and state["post_id"] == "1"
-    assert tr.close(state).linked == {B: 1800.0}
+    res = run(LinkageTracker(reg()), [rp("12", B, p, 30)])
+    assert res["1"]["linked"] == {B: 1800.0} and res["1"]["account_id"] == PROV
 
 
 def test_no_task_for_accounts_without_active_subordinates() -> None:
     tr = LinkageTracker(reg())
-    assert tr.task_key(post("9", A1)) is None
-    assert tr.apply(None, post("9", A1)) is None
+    assert tr.route(post("9", A1)) == []
+    assert run(tr, [post("9", A1)]) == {}
 
 
-def test_deadline_per_level_and_due() -> None:
-    tr = LinkageTracker(reg(), LinkagePolicy(deadline=3600, level_deadlines={"city": 600}))
-    city_post = post("2", A)
-    s = tr.apply(None, city_post)
-    assert s is not None and s["deadline"] - s["t0"] == 600
-    assert not tr.due(s, s["deadline"])
-    assert tr.due(s, s["deadline"] + 1)
+def test_deadline_per_level_and_account() -> None:
+    tr = LinkageTracker(reg(), LinkagePolicy(deadline=3600, level_deadlines={"city": 600},
+                                             account_deadlines={PROV: 120}))
+    city = tr.new_task("weibo", "2", A, post("2", A).created_at)
+    prov = tr.new_task("weibo", "1", PROV, post("1", PROV).created_at)
+    assert city is not None and city["deadline"] - city["t0"] == 600
+    assert prov is not None and prov["deadline"] - prov["t0"] == 120
+
+
+def test_depth_two_expects_grandchildren() -> None:
+    tr = LinkageTracker(reg(), LinkagePolicy(depth=2))
+    res = run(tr, [post("1", PROV)])["1"]
+    assert res["expected"] == [A, B, C, A1, A2] or sorted(res["expected"]) == sorted(
+        [A, B, C, A1, A2])
 
 
 def test_closed_account_counts_until_closed_at() -> None:
@@ -99,5 +127,114 @@ def test_closed_account_counts_until_closed_at() -> None:
         if row["id"] == D:
             row["closed_at"] = (T0 + timedelta(days=1)).isoformat()
     tr = LinkageTracker(Registry.from_dict(data))
-    assert tr.open(post("1", PROV))["expected"] == [A, B, C, D]  # type: ignore[index]
-    assert tr.open(post("1", PROV, minutes=2 * 24 * 60))["expected"] == [A, B, C]  # type: ignore[index]
+    assert run(tr, [post("1", PROV)])["1"]["expected"] == [A, B, C, D]
+    assert run(tr, [post("1", PROV, minutes=2 * 24 * 60)])["1"]["expected"] == [A, B, C]
+
+
+def test_reposts_after_close_do_not_count() -> None:
+    tr = LinkageTracker(reg())
+    p = post("1", PROV)
+    key = tr.route(p)[0]
+    box = tr.apply(None, p, key)
+    assert box is not None
+    [res] = tr.close_due(box, math.inf)
+    box = tr.apply(box, rp("11", A, p, 5), key)
+    assert box is not None and box["tasks"]["1"]["linked"] == {}
+    assert res.linked == {}
+
+
+# --- content (转载) linkage --------------------------------------------------------
+NOTICE = ("关于做好2026年冬季森林防火工作的通知：各区县要严格落实值班值守制度，加强野外用火管理，"
+          "发现火情立即拨打12119报警电话，确保人民群众生命财产安全。")
+OTHER = ("我市举行2026年秋季招聘会，共有120家企业提供岗位3000余个，涵盖制造、服务、信息技术等行业，"
+         "欢迎广大求职者踊跃参加，现场可免费打印简历。")
+
+
+def wx(pid: str, author: str, minutes: float, text: str) -> Event:
+    return post(pid, author, minutes, platform="wechat", text=text)
+
+
+def wechat_registry() -> Registry:
+    data = yaml.safe_load(REGISTRY_YAML)
+    for row in data["accounts"]:
+        row["platform"] = "wechat"
+    return Registry.from_dict(data)
+
+
+def test_content_linkage_counts_near_duplicates_only() -> None:
+    tr = LinkageTracker(wechat_registry())
+    evs = [
+        wx("w1", PROV, 0, NOTICE),
+        wx("w2", A, 30, "来源：测试省发布\n" + NOTICE + "\n（编辑：某某）"),   # 转载
+        wx("w3", B, 20, OTHER),                                           # unrelated
+        wx("w4", C, 25 * 60, NOTICE),                                     # after deadline
+    ]
+    res = run(tr, evs)["w1"]
+    assert res["linked"] == {A: 1800.0}
+
+
+def test_content_copy_seen_before_the_original_still_counts() -> None:
+    tr = LinkageTracker(wechat_registry())
+    copy = wx("w2", A, 30, NOTICE[:-10])
+    res = run(tr, [copy, wx("w1", PROV, 0, NOTICE)])["w1"]
+    assert res["linked"] == {A: 1800.0}
+
+
+# --- property: the stream's fold equals the reference, whatever the order -----------
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[Registry, list[Event], int]:
+    n_sup = draw(st.integers(1, 3))
+    rows = [{"id": "1", "platform": "weibo", "name": "省", "level": "province", "parent": None}]
+    ids = ["1"]
+    for i in range(n_sup):
+        sid = f"1{i}"
+        rows.append({"id": sid, "platform": "weibo", "name": sid, "level": "city",
+                     "parent": "1", "active": draw(st.booleans()) or i == 0})
+        ids.append(sid)
+        for j in range(draw(st.integers(0, 3))):
+            cid = f"1{i}{j}"
+            rows.append({"id": cid, "platform": "weibo", "name": cid, "level": "county",
+                         "parent": sid, "active": draw(st.sampled_from([True, True, False]))})
+            ids.append(cid)
+    rows.append({"id": "99", "platform": "weibo", "name": "外部", "level": "city",
+                 "parent": None})
+    ids.append("99")
+    registry = Registry.from_dict({"accounts": rows})
+    events: list[Event] = []
+    roots = []
+    for k in range(draw(st.integers(1, 3))):
+        author = draw(st.sampled_from([i for i in ids if registry.has_subordinates("weibo", i)]
+                                      or ["1"]))
+        p = post(f"p{k}", author, draw(st.integers(0, 600)))
+        roots.append(p)
+        if draw(st.booleans()):
+            events.append(p)  # sometimes the original itself is never seen
+    n_reposts = draw(st.integers(0, 25))
+    for r in range(n_reposts):
+        root = draw(st.sampled_from(roots))
+        who = draw(st.sampled_from(ids))
+        minutes = draw(st.integers(0, 2000)) + int(root.ts - T0.timestamp()) // 60
+        e = rp(f"r{r}", who, root, minutes)
+        events.append(e)
+        if draw(st.integers(0, 4)) == 0:
+            events.append(e)  # a duplicate delivery
+    order = draw(st.permutations(events))
+    restart = draw(st.integers(0, max(len(events), 1)))
+    return registry, list(order), restart
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_stream_fold_equals_reference(case: tuple[Registry, list[Event], int]) -> None:
+    registry, events, restart = case
+    tr = LinkageTracker(registry)
+    got = run(tr, events, restart_at=restart)
+    want = reference_linkage(registry, events)
+    assert {k: {f: v[f] for f in ("expected", "linked", "rate")} for k, v in got.items()} == want
+
+
+def test_percentile_nearest_rank() -> None:
+    assert percentile([], 0.9) is None
+    assert percentile([5.0], 0.9) == 5.0
+    assert percentile([float(i) for i in range(1, 11)], 0.9) == 9.0
+    assert percentile([float(i) for i in range(1, 11)], 0.5) == 5.0

@@ -38,7 +38,7 @@ class SentimentModel(ABC):
 
 _REGISTRY: dict[str, Callable[[], SentimentModel]] = {}
 _CACHE: dict[str, SentimentModel] = {}
-DEFAULT_MODEL = "snownlp"
+DEFAULT_MODEL = "ngram"
 
 
 def register(name: str) -> Callable[[Callable[[], SentimentModel]], Callable[[], SentimentModel]]:
@@ -68,4 +68,4 @@ def get_model(name: str = "default") -> SentimentModel:
 
 def _load_builtin() -> None:
     # Imported lazily so that `import matrixwatch` stays cheap.
-    from matrixwatch.streams.sentiment import snownlp_model  # noqa: F401
+    from matrixwatch.streams.sentiment import ngram_model, snownlp_model  # noqa: F401
