@@ -196,6 +196,25 @@ class LagProbe:
             out[tp.topic] = out.get(tp.topic, 0) + max(ends[tp] - done, 0)
         return out
 
+    def has_pending(self, group: str, topics: list[str], partitions: int) -> bool:
+        """True if any record exists at or after the group's committed offsets.
+
+        Tansu's ListOffsets can report a high watermark one or two below the real end
+        (seen after batched produces), so "lag == 0" alone could finish a replay with
+        its last records unprocessed. A fetch from the committed offsets cannot.
+        """
+        from kafka import TopicPartition
+
+        committed = self.admin.list_group_offsets({group: None}).get(group) or {}
+        tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+        self.consumer.assign(tps)
+        for tp in tps:
+            meta = committed.get(tp)
+            offset = getattr(meta, "offset", -1) if meta is not None else -1
+            self.consumer.seek(tp, max(offset, 0))
+        found = self.consumer.poll(timeout_ms=1000, max_records=1)
+        return any(found.values())
+
     def close(self) -> None:
         self.consumer.close()
         self.admin.close()
@@ -214,6 +233,14 @@ def group_lag(bootstrap: str, group: str, topics: list[str], partitions: int) ->
 def close_probes() -> None:
     while _PROBES:
         _PROBES.popitem()[1].close()
+
+
+def pending(settings: Settings, kafka_url: str) -> bool:
+    bootstrap = bootstrap_of(kafka_url)
+    probe = _PROBES.get(bootstrap)
+    if probe is None:
+        probe = _PROBES[bootstrap] = LagProbe(bootstrap)
+    return probe.has_pending(settings.app_id, pipeline_topics(settings), settings.partitions)
 
 
 def lag(settings: Settings, kafka_url: str) -> dict[str, int]:
@@ -240,7 +267,8 @@ def wait_drained(
         current = lag(settings, kafka_url)
         if on_lag:
             on_lag(current)
-        zero_streak = zero_streak + 1 if sum(current.values()) == 0 else 0
+        idle = sum(current.values()) == 0 and not pending(settings, kafka_url)
+        zero_streak = zero_streak + 1 if idle else 0
         if zero_streak >= 2:
             return
         if time.monotonic() > deadline:
@@ -307,6 +335,107 @@ class ReplayResult:
     seconds: float
 
 
+class ReplaySession:
+    """Broker + worker + feeder for one finite replay, with its own fresh SQLite store.
+
+    ``replay()`` is the plain use; fault tests use the same session to kill and restart
+    the worker between feeding and finishing.
+    """
+
+    def __init__(self, registry: Path, out_dir: Path, settings: Settings,
+                 progress: Callable[[str, int, int | None], None] | None = None) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = out_dir
+        self.store_path = out_dir / "store.sqlite"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.store_path}{suffix}").unlink(missing_ok=True)
+        settings = settings.model_copy(update={
+            "registry": registry, "sqlite_path": self.store_path, "es_url": None,
+            "data_dir": out_dir / "work",
+        })
+        if settings.kafka_url:  # a shared cluster: topics and group of our own
+            tag = f"replay-{os.getpid()}-{int(time.time())}"
+            settings = settings.model_copy(update={"topic_prefix": tag, "app_id": tag})
+        self.settings = settings
+        self.notify = progress or (lambda stage, done, total: None)
+        self.lines = 0
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> ReplaySession:
+        from matrixwatch.broker import broker_for
+
+        work = self.out_dir / "work"
+        self.url = self._stack.enter_context(broker_for(self.settings.kafka_url,
+                                                        work / "broker.log"))
+        prepare_topics(self.settings, self.url)
+        self.worker = WorkerProcess.start(self.settings, self.url, work / "worker.log")
+        self.feeder = Feeder(self.settings, self.url)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.feeder.close()
+            self.worker.stop()
+            close_probes()
+        finally:
+            self._stack.close()
+
+    def feed(self, lines: Iterable[tuple[str, bytes]]) -> int:
+        """Produce (as_of, line) pairs to mw-raw; returns how many."""
+        n = 0
+        for as_of, line in lines:
+            self.feeder.send_raw(line, as_of=as_of, replay=True)
+            n += 1
+            if n % 1000 == 0:
+                self.notify("produce", self.lines + n, None)
+        self.feeder.flush()
+        self.lines += n
+        self.notify("produce", self.lines, self.lines)
+        return n
+
+    def drain(self, timeout: float) -> None:
+        def on_lag(current: dict[str, int]) -> None:
+            self.notify("consume", sum(current.values()), None)
+
+        try:
+            wait_drained(self.settings, self.url, self.worker.alive, timeout=timeout,
+                         on_lag=on_lag)
+        except (RuntimeError, TimeoutError) as e:
+            raise RuntimeError(f"{e}\n--- worker log ---\n{self.worker.tail()}") from e
+
+    def finish(self, timeout: float) -> None:
+        """Drain, then the end-of-input watermark closes every task, then drain again."""
+        from matrixwatch.streams.app import END_OF_INPUT
+
+        self.drain(timeout)
+        self.feeder.punctuate(END_OF_INPUT)
+        self.drain(timeout)
+
+    def restart_worker(self, *, kill: bool = True) -> None:
+        """kill -9 (or SIGTERM) the worker and start a new one on the same group.
+
+        On the embedded broker the new worker waits until the dead member's session has
+        expired: Tansu does not handle a join that overlaps the dead member's eviction
+        (a concurrent rebalance), and the group then stalls with every partition idle.
+        """
+        if kill:
+            self.worker.kill()
+        else:
+            self.worker.stop()
+        if not self.settings.kafka_url:
+            time.sleep(self.settings.broker_session_timeout + 2.0)
+        self.worker = WorkerProcess.start(self.settings, self.url, self.worker.log_path)
+
+    def export(self) -> dict[str, int]:
+        from matrixwatch.streams.sinks.sqlite import SQLiteStore
+
+        store = SQLiteStore(self.store_path)
+        try:
+            return export_outputs(store, self.out_dir)
+        finally:
+            store.close_sync()
+
+
 def replay(
     files: list[Path],
     registry: Path,
@@ -323,52 +452,10 @@ def replay(
     only. A finite replay ends with an end-of-input watermark: every task closes.
     ``as_of`` resolves relative times ("3分钟前"); default: each file's mtime.
     """
-    from matrixwatch.broker import broker_for
-    from matrixwatch.streams.app import END_OF_INPUT
-    from matrixwatch.streams.sinks.sqlite import SQLiteStore
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    store_path = out_dir / "store.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{store_path}{suffix}").unlink(missing_ok=True)
-    settings = settings.model_copy(update={
-        "registry": registry, "sqlite_path": store_path, "es_url": None,
-        "data_dir": out_dir / "work",
-    })
-    if settings.kafka_url:  # a shared cluster: topics and group of our own
-        tag = f"replay-{os.getpid()}-{int(time.time())}"
-        settings = settings.model_copy(update={"topic_prefix": tag, "app_id": tag})
     started = time.monotonic()
-    notify = progress or (lambda stage, done, total: None)
-    with broker_for(settings.kafka_url, out_dir / "work" / "broker.log") as url:
-        prepare_topics(settings, url)
-        with running_worker(settings, url, out_dir / "work" / "worker.log") as worker:
-            feeder = Feeder(settings, url)
-            n = 0
-            as_of_by_file = {f: as_of or file_as_of(f) for f in files}
-            for path, line in iter_lines(files):
-                feeder.send_raw(line, as_of=as_of_by_file[path], replay=True)
-                n += 1
-                if n % 1000 == 0:
-                    notify("produce", n, None)
-            feeder.flush()
-            notify("produce", n, n)
-
-            def on_lag(current: dict[str, int]) -> None:
-                notify("consume", sum(current.values()), None)
-
-            try:
-                wait_drained(settings, url, worker.alive, timeout=timeout, on_lag=on_lag)
-                feeder.punctuate(END_OF_INPUT)
-                wait_drained(settings, url, worker.alive, timeout=timeout, on_lag=on_lag)
-            except (RuntimeError, TimeoutError) as e:
-                raise RuntimeError(f"{e}\n--- worker log ---\n{worker.tail()}") from e
-            finally:
-                feeder.close()
-                close_probes()
-    store = SQLiteStore(store_path)
-    try:
-        counts = export_outputs(store, out_dir)
-    finally:
-        store.close_sync()
-    return ReplayResult(lines=n, counts=counts, seconds=time.monotonic() - started)
+    as_of_by_file = {f: as_of or file_as_of(f) for f in files}
+    with ReplaySession(registry, out_dir, settings, progress) as session:
+        session.feed((as_of_by_file[p], line) for p, line in iter_lines(files))
+        session.finish(timeout)
+    counts = session.export()
+    return ReplayResult(lines=session.lines, counts=counts, seconds=time.monotonic() - started)

@@ -64,6 +64,10 @@ class CollectorSettings(Settings):
     # --- collection depth ---------------------------------------------------------------
     max_pages: int = Field(20, ge=1, description="Timeline pages per account per run.")
     backfill_pages: int = Field(3, ge=1, description="Pages read on an account's first run.")
+    refresh_pages: int = Field(
+        2, ge=0, description="Timeline pages read past the watermark to refresh the counts "
+        "of recent posts (comments and reposts are followed for posts seen there).",
+    )
     comment_pages: int = Field(10, ge=0, description="Comment pages per post per run.")
     repost_pages: int = Field(10, ge=0, description="Repost-list pages per post per run.")
     track_window: float = Field(

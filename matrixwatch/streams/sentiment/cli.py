@@ -108,6 +108,12 @@ def score_cli(
 # --------------------------------------------------------------------------- train
 
 
+def _console() -> Console:
+    """Wide enough for the tables when output goes to a file or a pipe."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 def _data_dir(data: Path | None) -> Path:
     path = data if data is not None else D.default_data_dir()
     if not (path / "sentiment").is_dir():
@@ -148,7 +154,7 @@ def eval_cli(
 
     names = [m.strip() for m in models.split(",") if m.strip()] or available()
     limits: dict[str, int | None] = {"snownlp": limit or None}
-    console = Console()
+    console = _console()
     console.print(f"[dim]default model = {DEFAULT_MODEL}; binary sets: positive iff score > 0.5[/]")
 
     def progress(r: EvalRow) -> None:
@@ -191,10 +197,14 @@ def bench_cli(
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in results:
         table.add_row(
-            r.model, str(r.batch), str(r.texts), f"{r.mean_chars:.1f}", f"{r.seconds:.3f}",
+            r.model,
+            str(r.batch),
+            str(r.texts),
+            f"{r.mean_chars:.1f}",
+            f"{r.seconds:.3f}",
             f"{r.per_second:,.0f}",
         )
-    console = Console()
+    console = _console()
     console.print(table)
     fast = results[0]
     slow = next(r for r in results if r.model == "snownlp")

@@ -26,7 +26,7 @@ _EOS = "\x03"
 # Full-width ASCII → half-width, digits → 0: a count's value carries no polarity.
 _TRANS: dict[int, str] = {0xFF01 + i: chr(0x21 + i) for i in range(0x5E)}
 _TRANS[0x3000] = " "
-_TRANS.update({ord(d): "0" for d in "123456789"})
+_TRANS.update({ord(d): "0" for d in "123456789１２３４５６７８９"})
 _TRANS.update({ord(c): " " for c in "\t\r\n\x0b\x0c"})
 _TRANS[ord(_BOS)] = " "
 _TRANS[ord(_EOS)] = " "

@@ -11,7 +11,9 @@ def accuracy(gold: Sequence[str], pred: Sequence[str]) -> float:
     return sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold)
 
 
-def macro_f1(gold: Sequence[str], pred: Sequence[str], classes: Sequence[str] | None = None) -> float:
+def macro_f1(
+    gold: Sequence[str], pred: Sequence[str], classes: Sequence[str] | None = None
+) -> float:
     """Unweighted mean of per-class F1 over ``classes`` (default: the gold classes)."""
     if not gold:
         return float("nan")

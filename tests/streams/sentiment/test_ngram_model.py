@@ -84,7 +84,7 @@ def test_notice_words_alone_do_not_flip_a_complaint(model: SentimentModel) -> No
 
 
 def test_batch_equals_one_by_one(model: SentimentModel) -> None:
-    texts = COMPLAINTS + ["", "   "] + PRAISE + NOTICES + ["x" * 5000]
+    texts = [*COMPLAINTS, "", "   ", *PRAISE, *NOTICES, "x" * 5000]
     batch = model.score_batch(texts)
     single = [model.score(t) for t in texts]
     assert [s.label for s in batch] == [s.label for s in single]
@@ -104,7 +104,16 @@ def test_empty_and_blank_are_neutral(model: SentimentModel) -> None:
 
 
 def test_odd_characters_do_not_crash(model: SentimentModel) -> None:
-    texts = ["\x00", "a\x00b", "\x02\x03", "😀😡", "http://t.cn/abc", "@某某", "[怒][怒]", "１２３ＡＢＣ"]
+    texts = [
+        "\x00",
+        "a\x00b",
+        "\x02\x03",
+        "😀😡",
+        "http://t.cn/abc",
+        "@某某",
+        "[怒][怒]",
+        "１２３ＡＢＣ",
+    ]
     out = model.score_batch(texts)
     assert len(out) == len(texts)
     assert all(0.0 <= s.score <= 1.0 for s in out)

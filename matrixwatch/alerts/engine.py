@@ -1,0 +1,684 @@
+"""Rule evaluation: events, time, linkage tasks and collector health → alerts. Pure.
+
+State. One JSON-able dict per owner key (``platform:owner_id``) holds every rule's state
+for that owner, so the stream keeps it in one changelogged table next to the partition
+the owner's events arrive on, and a restarted worker continues with identical alerts.
+Layout::
+
+    {"v": 1, "max_ts": <owner's latest event time>,
+     "rules": {<rule name>: <that rule's state, by type>}}
+
+Time. Everything runs on event time: buckets close at the owner's own watermark
+(latest event − the rule's lateness), deadlines (unanswered, stale) are computed event
+times, and an alert's ``timestamp`` is the event time it fired at, never the wall clock.
+Time-driven alerts fire either from :meth:`RuleEngine.sweep` (global watermark) or from
+the next event that proves them (a late reply, a new post after a silent fortnight),
+always with the same computed timestamp and id, so the result does not depend on when
+or how often the sweep runs.
+
+Reuse. ``spike`` is :class:`VolumeCounter` + :class:`SpikeDetector` exactly as the
+stream's volume agent used them. ``negative_surge`` runs the same counter with a thin
+:class:`SurgeDetector` that tests the negative count with the NB detector and adds the
+share condition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ahocorasick
+
+from matrixwatch.alerts.rules import (
+    SEVERITIES,
+    HealthRuleParams,
+    KeywordRuleParams,
+    LaggingRuleParams,
+    LowRuleParams,
+    Rule,
+    SpikeRuleParams,
+    StaleRuleParams,
+    SurgeRuleParams,
+    UnansweredRuleParams,
+    severity_rank,
+)
+from matrixwatch.alerts.text import (
+    KIND_ZH,
+    LEVEL_ZH,
+    alert_id,
+    local_str,
+    name_of,
+    redact_urls,
+    sample,
+    snippet,
+)
+from matrixwatch.registry import Registry
+from matrixwatch.streams.linkage import iso_from_epoch
+from matrixwatch.streams.records import (
+    Account,
+    Alert,
+    CollectorHealth,
+    Event,
+    LinkageResult,
+    epoch,
+)
+from matrixwatch.streams.spikes import SpikeDetector, SpikeSignal
+from matrixwatch.streams.volume import VolumeCounter, new_state
+
+__all__ = ["END_OF_INPUT_GUARD", "RuleEngine", "SurgeDetector", "SurgeSignal", "is_question"]
+
+STATE_VERSION = 1
+#: Watermarks at or beyond this (year ~5138) are the replay's end-of-input punctuation
+#: (9999-12-31), not a time anything happened at: they close linkage tasks but must not
+#: make every account "stale" or every question "unanswered".
+END_OF_INPUT_GUARD = 1e11
+_EVENT_TYPES = ("spike", "negative_surge", "keyword", "stale_account", "unanswered")
+
+
+def _bump(severity: str, levels: int = 1) -> str:
+    return SEVERITIES[min(len(SEVERITIES) - 1, severity_rank(severity) + levels)]
+
+
+def _num(x: float, nd: int = 4) -> float:
+    return round(float(x), nd)
+
+
+def _g(x: float) -> str:
+    """A baseline for people: two significant digits below 10, one decimal above."""
+    return f"{x:.2g}" if x < 10 else f"{x:.1f}"
+
+
+# --- negative share on top of the NB detector -------------------------------------------
+@dataclass(frozen=True)
+class SurgeSignal(SpikeSignal):
+    """A negative-count spike whose negative share also rose."""
+
+    total: float = 0.0
+    share: float = 0.0
+    base_share: float = 0.0
+
+
+class SurgeDetector:
+    """Detector for :class:`VolumeCounter` whose buckets hold all events and negative ids.
+
+    The counter feeds ``step`` the bucket's total; the negative counts of the open buckets
+    are put into ``state["neg"]`` by the caller before every ``advance``/``early``. The NB
+    detector judges the negative count (learned baseline, floors, refractory); the bucket
+    fires only if the negative share is also at least ``min_share`` and ``min_share_rise``
+    above its learned baseline (a ratio of two EWMAs), and the total at least ``min_total``.
+    A count spike without the share rise is undone in the NB state, so it does not start
+    a refractory period that would mute a real surge later.
+    """
+
+    def __init__(self, params: SurgeRuleParams) -> None:
+        self.p = params
+        self.nb = SpikeDetector(params.detector)
+        self._a = 1.0 - 0.5 ** (params.detector.bucket_seconds / params.share_half_life)
+
+    @staticmethod
+    def new() -> dict:
+        return {"nb": None, "neg": {}, "sh": [0.0, 0.0]}
+
+    def step(self, state: dict | None, t: float, value: float) -> tuple[dict, SurgeSignal | None]:
+        state = state or self.new()
+        neg = float(state["neg"].get(repr(t), 0))
+        prev = state["nb"]
+        nb, sig = self.nb.step(prev, t, neg)
+        n_w, d_w = state["sh"]
+        base = n_w / d_w if d_w > 0 else 0.0
+        share = neg / value if value > 0 else 0.0
+        out: SurgeSignal | None = None
+        if sig is not None:
+            p = self.p
+            if value >= p.min_total and share >= p.min_share and share - base >= p.min_share_rise:
+                out = SurgeSignal(t=sig.t, value=sig.value, baseline=sig.baseline,
+                                  score=sig.score, severity=sig.severity, total=value,
+                                  share=share, base_share=base)
+            else:  # as if the NB detector had not fired
+                quiet = prev is not None and prev["until"] is not None and t < prev["until"]
+                nb = dict(nb)
+                nb["until"], nb["sev"] = (prev["until"], prev["sev"]) if quiet else (None, -1)
+        if (prev is None or t > prev["t"]) and value > 0:
+            n_w = (1.0 - self._a) * n_w + self._a * neg
+            d_w = (1.0 - self._a) * d_w + self._a * value
+        return {"nb": nb, "neg": state["neg"], "sh": [n_w, d_w]}, out
+
+
+# --- question detection -----------------------------------------------------------------
+def is_question(text: str, params: UnansweredRuleParams) -> bool:
+    """A netizen question: ？/? or a question word (请问, 怎么, 为什么…), not a 回复@ thread."""
+    t = text.strip()
+    if len(t) < params.min_chars or t.startswith("回复@"):
+        return False
+    if params.question_marks and ("？" in t or "?" in t):
+        return True
+    return any(m in t for m in params.markers)
+
+
+def _post_of(ev: Event) -> str:
+    """The post an event is about: a comment's post, a repost's root, a post itself."""
+    if ev.kind == "comment" and ev.post_id:
+        return ev.post_id
+    if ev.kind == "repost" and ev.root_id:
+        return ev.root_id
+    return ev.id
+
+
+class RuleEngine:
+    """Evaluates rules over owner state dicts; see the module docstring."""
+
+    def __init__(self, rules: Sequence[Rule], registry: Registry) -> None:
+        self.rules = [r for r in rules if r.enabled]
+        self.registry = registry
+        self.event_rules = [r for r in self.rules if r.type in _EVENT_TYPES]
+        self.lagging_rules = [r for r in self.rules if r.type == "linkage_lagging"]
+        self.low_rules = [r for r in self.rules if r.type == "linkage_low"]
+        self.health_rules = [r for r in self.rules if r.type == "collector_health"]
+        self._counters: dict[str, VolumeCounter] = {}
+        self._automata: dict[str, Any] = {}
+        for r in self.rules:
+            if r.type == "spike":
+                p: Any = r.params
+                self._counters[r.name] = VolumeCounter(p.bucket, SpikeDetector(p.detector))
+            elif r.type == "negative_surge":
+                self._counters[r.name] = VolumeCounter(r.params.bucket, SurgeDetector(r.params))
+            elif r.type == "keyword":
+                self._automata[r.name] = self._automaton(r.params)
+
+    # --- helpers ------------------------------------------------------------------------
+    @staticmethod
+    def _automaton(p: KeywordRuleParams) -> Any:
+        words: dict[str, list[tuple[str, str]]] = {}
+        for kl in p.lists:
+            for w in kl.words:
+                key = w if p.case_sensitive else w.lower()
+                words.setdefault(key, []).append((kl.name, w))
+        a = ahocorasick.Automaton()
+        for key, vals in words.items():
+            a.add_word(key, vals)
+        a.make_automaton()
+        return a
+
+    def _acc(self, platform: str, account_id: str | None) -> Account | None:
+        return self.registry.get(platform, account_id)
+
+    def _make(self, rule: Rule, *, key: str, discr: object, severity: str, at: str,
+              platform: str, account_id: str | None, post_id: str | None, title: str,
+              message: str, values: dict[str, float], samples: list[str]) -> Alert:
+        acc = self._acc(platform, account_id)
+        return Alert(
+            id=alert_id(rule.name, key, f"{discr}|{severity}"),
+            rule=rule.name, type=rule.type, severity=severity, timestamp=at,
+            account_id=account_id, post_id=post_id, platform=platform,
+            title=title, message=message, values=values, samples=samples,
+            account_name=acc.name if acc else None,
+            unit=acc.unit if acc else None, level=acc.level if acc else None,
+        )
+
+    def _who(self, platform: str, account_id: str | None) -> str:
+        acc = self._acc(platform, account_id)
+        name = name_of(acc, account_id)
+        if acc is None:
+            return name
+        extra = "，".join(x for x in (acc.unit, LEVEL_ZH.get(acc.level or "")) if x)
+        return f"{name}（{extra}）" if extra else name
+
+    # --- events -------------------------------------------------------------------------
+    def on_event(self, state: dict | None, event: Event) -> tuple[dict, list[Alert]]:
+        """Fold one event of the owner into its state (updated in place and returned)."""
+        st = state if state is not None else {"v": STATE_VERSION, "max_ts": None, "rules": {}}
+        ts = event.ts
+        if st["max_ts"] is None or ts > st["max_ts"]:
+            st["max_ts"] = ts
+        acc = self._acc(event.platform, event.owner_id)
+        alerts: list[Alert] = []
+        for rule in self.event_rules:
+            rs = st["rules"].get(rule.name)
+            if rule.type in ("spike", "negative_surge"):
+                rs, out = self._volume(rule, rs, event, acc, st["max_ts"])
+            elif rule.type == "keyword":
+                out = self._keyword(rule, event, acc)
+            elif rule.type == "stale_account":
+                rs, out = self._stale_event(rule, rs, event, acc)
+            else:
+                rs, out = self._unanswered_event(rule, rs, event, acc, st["max_ts"])
+            if rs is not None:
+                st["rules"][rule.name] = rs
+            alerts.extend(out)
+        return st, alerts
+
+    def activity_key(self, event: Event) -> str | None:
+        """The author's key when a matrix account's post or repost is keyed to another
+        owner (a county account reposting its superior's post lands on the superior's key).
+
+        ``stale_account`` must count that repost as the author's update; the caller passes
+        the author's state to :meth:`on_author_activity`. None when nothing needs it.
+        """
+        if (event.kind not in ("post", "repost") or event.account_id == event.owner_id
+                or not any(r.type == "stale_account" for r in self.event_rules)
+                or self.registry.get(event.platform, event.account_id) is None):
+            return None
+        return f"{event.platform}:{event.account_id}"
+
+    def on_author_activity(self, state: dict | None, event: Event) -> tuple[dict, list[Alert]]:
+        """Record a post/repost as its author's activity (stale_account only); see
+        :meth:`activity_key`. Volume and the other rules are not touched."""
+        st = state if state is not None else {"v": STATE_VERSION, "max_ts": None, "rules": {}}
+        own = event.derive(owner_id=event.account_id)
+        acc = self._acc(own.platform, own.owner_id)
+        alerts: list[Alert] = []
+        for rule in self.event_rules:
+            if rule.type == "stale_account":
+                rs, out = self._stale_event(rule, st["rules"].get(rule.name), own, acc)
+                if rs is not None:
+                    st["rules"][rule.name] = rs
+                alerts += out
+        return st, alerts
+
+    # spike / negative_surge ---------------------------------------------------------------
+    def _volume(self, rule: Rule, rs: dict | None, ev: Event, acc: Account | None,
+                owner_max: float) -> tuple[dict | None, list[Alert]]:
+        p: SpikeRuleParams = rule.params
+        surge = rule.type == "negative_surge"
+        flt = rule.filter
+        match = (flt.matches_event(ev, acc) if not surge else
+                 (not flt.kinds or ev.kind in flt.kinds)
+                 and flt.matches_account(ev.platform, ev.owner_id, acc))
+        if rs is None:
+            if not match:
+                return None, []
+            rs = {}
+        if p.per == "account":
+            c = rs.get("c")
+            if c is None:
+                if not match:
+                    return rs, []
+                c = rs["c"] = self._new_counter_state(surge)
+            return rs, self._feed(rule, c, ev, match, owner_max, None)
+        if not match:
+            return rs, []
+        posts = rs.setdefault("posts", {})
+        post = _post_of(ev)
+        c = posts.get(post)
+        if c is None:
+            self._prune_posts(p, posts, owner_max)
+            c = posts[post] = self._new_counter_state(surge)
+        c["last"] = max(c.get("last", ev.ts), ev.ts)
+        return rs, self._feed(rule, c, ev, True, owner_max, post)
+
+    @staticmethod
+    def _new_counter_state(surge: bool) -> dict:
+        c = new_state()
+        if surge:
+            c["det"] = SurgeDetector.new()
+        return c
+
+    @staticmethod
+    def _prune_posts(p: SpikeRuleParams, posts: dict, owner_max: float) -> None:
+        """Drop posts quiet for post_ttl, then the least recently active beyond max_posts."""
+        for k in [k for k, c in posts.items() if c.get("last", 0.0) < owner_max - p.post_ttl]:
+            del posts[k]
+        if len(posts) >= p.max_posts:
+            order = sorted(posts, key=lambda k: (posts[k].get("last", 0.0), k))
+            for k in order[: len(posts) - p.max_posts + 1]:
+                del posts[k]
+
+    def _feed(self, rule: Rule, c: dict, ev: Event, match: bool, owner_max: float,
+              post: str | None) -> list[Alert]:
+        p: SpikeRuleParams = rule.params
+        counter = self._counters[rule.name]
+        surge = rule.type == "negative_surge"
+        wm = owner_max - p.lateness
+        sigs: list[SpikeSignal] = []
+        if c.get("wm") is None or wm > c["wm"]:
+            c["wm"] = wm
+            if surge:
+                self._inject_neg(c)
+            sigs += counter.advance(c, wm)
+        if match:
+            negative = ev.sentiment_label == "negative"
+            if not counter.add(c, ev.doc_id, ev.ts, negative):
+                return self._volume_alerts(rule, sigs, c, ev, post)
+            if p.samples and (negative or not surge):
+                recent = c.setdefault("recent", [])
+                smp = sample(ev.text, ev.url or None, 50)
+                if all(s != smp for _, s in recent):  # a duplicate event is one sample
+                    recent.append([ev.ts, smp])
+                    del recent[: -p.samples]
+            if surge:
+                self._inject_neg(c)
+            sigs += counter.early(c)
+        return self._volume_alerts(rule, sigs, c, ev, post)
+
+    @staticmethod
+    def _inject_neg(c: dict) -> None:
+        c["det"]["neg"] = {k: len(slot["neg"]) for k, slot in c["open"].items()}
+
+    def _volume_alerts(self, rule: Rule, sigs: Iterable[SpikeSignal], c: dict, ev: Event,
+                       post: str | None) -> list[Alert]:
+        out = []
+        p: SpikeRuleParams = rule.params
+        for sig in sigs:
+            acc_key = f"{ev.platform}:{ev.owner_id}"
+            key = acc_key if post is None else f"{acc_key}/{post}"
+            who = self._who(ev.platform, ev.owner_id)
+            start = local_str(sig.t, seconds=False)
+            minutes = p.bucket / 60
+            values: dict[str, float] = {"value": sig.value, "baseline": _num(sig.baseline),
+                                        "score": _num(sig.score), "bucket_start": sig.t,
+                                        "bucket_seconds": p.bucket}
+            where = f"微博 {post} " if post else ""
+            if isinstance(sig, SurgeSignal):
+                values.update(total=sig.total, share=_num(sig.share),
+                              base_share=_num(sig.base_share))
+                title = f"{name_of(self._acc(ev.platform, ev.owner_id), ev.owner_id)} " \
+                        f"{where}负面舆情激增"
+                message = (f"{who}{where}：{start} 起 {minutes:g} 分钟内负面 {sig.value:.0f} 条 / "
+                           f"共 {sig.total:.0f} 条，负面占比 {sig.share:.0%}（基线 "
+                           f"{sig.base_share:.0%}），负面条数基线 {_g(sig.baseline)}，"
+                           f"统计量 {sig.score:.1f}")
+            else:
+                title = f"{name_of(self._acc(ev.platform, ev.owner_id), ev.owner_id)} " \
+                        f"{where}{'互动' if post else '声量'}突增"
+                message = (f"{who}{where}：{start} 起 {minutes:g} 分钟内 {sig.value:.0f} 条，"
+                           f"基线 {_g(sig.baseline)}，统计量 {sig.score:.1f}（-log10 p）")
+            samples = [s for t, s in c.get("recent", []) if t >= sig.t] or \
+                [s for _, s in c.get("recent", [])]
+            out.append(self._make(
+                rule, key=key, discr=sig.t, severity=rule.severity or sig.severity,
+                at=ev.created_at, platform=ev.platform, account_id=ev.owner_id,
+                post_id=post, title=title, message=message, values=values,
+                samples=samples[-p.samples:] if p.samples else [],
+            ))
+        return out
+
+    # keyword ------------------------------------------------------------------------------
+    def _keyword(self, rule: Rule, ev: Event, acc: Account | None) -> list[Alert]:
+        if not rule.filter.matches_event(ev, acc):
+            return []
+        p: KeywordRuleParams = rule.params
+        auto = self._automata[rule.name]
+        hits: dict[str, set[str]] = {}
+        for f in p.fields:
+            text = getattr(ev, f, None) or ""
+            if not p.case_sensitive:
+                text = text.lower()
+            for _, vals in auto.iter(text):
+                for list_name, word in vals:
+                    hits.setdefault(list_name, set()).add(word)
+        n = sum(len(v) for v in hits.values())
+        if n < p.min_hits:
+            return []
+        base = rule.base_severity()
+        sev = base
+        for kl in p.lists:
+            if kl.name in hits and kl.severity and severity_rank(kl.severity) > severity_rank(sev):
+                sev = kl.severity
+        names = [kl.name for kl in p.lists if kl.name in hits]  # rule order, deterministic
+        detail = "；".join(f"{nm}：{'、'.join(sorted(hits[nm]))}" for nm in names)
+        values: dict[str, float] = {"hits": float(n)}
+        values.update({f"list:{nm}": float(len(hits[nm])) for nm in names})
+        who = self._who(ev.platform, ev.owner_id)
+        kind = KIND_ZH.get(ev.kind, ev.kind)
+        post = _post_of(ev)
+        return [self._make(
+            rule, key=f"{ev.platform}:{ev.owner_id}/{post}", discr=ev.doc_id, severity=sev,
+            at=ev.created_at, platform=ev.platform, account_id=ev.owner_id, post_id=post,
+            title=f"{name_of(acc, ev.owner_id)} {kind}命中关注词（{'、'.join(names)}）",
+            message=f"{who}相关{kind}命中关注词 {detail}：「{snippet(ev.text, 80)}」",
+            values=values, samples=[sample(ev.text, ev.url or None, 80)],
+        )]
+
+    # stale_account ------------------------------------------------------------------------
+    def _stale_event(self, rule: Rule, rs: dict | None, ev: Event, acc: Account | None
+                     ) -> tuple[dict | None, list[Alert]]:
+        kinds = rule.filter.kinds or ("post", "repost")
+        if (ev.kind not in kinds or ev.account_id != ev.owner_id
+                or not rule.filter.matches_account(ev.platform, ev.owner_id, acc)):
+            return rs, []
+        ts = ev.ts
+        if rs is not None and ts <= rs["last"]:
+            return rs, []
+        out = []
+        if rs is not None:  # the silence before this post may have been long enough
+            out = self._stale_due(rule, rs, ev.platform, ev.owner_id, ts)
+        return {"last": ts, "iso": ev.created_at, "id": ev.id, "n": 0}, out
+
+    def _stale_due(self, rule: Rule, rs: dict, platform: str, account_id: str,
+                   upto: float) -> list[Alert]:
+        p: StaleRuleParams = rule.params
+        start = rs["last"] + p.after
+        if start > upto:
+            return []
+        due = 1
+        if p.remind_every > 0:
+            due += min(p.max_reminders, math.floor((upto - start) / p.remind_every))
+        acc = self._acc(platform, account_id)
+        out = []
+        for k in range(rs.get("n", 0), due):
+            at = start + k * p.remind_every
+            if acc is not None and not self.registry.active_at(acc, at):
+                continue
+            days = (at - rs["last"]) / 86400.0
+            who = self._who(platform, account_id)
+            out.append(self._make(
+                rule, key=f"{platform}:{account_id}", discr=f"{rs['last']}|{k}",
+                severity=rule.base_severity(), at=iso_from_epoch(at, rs["iso"]),
+                platform=platform, account_id=account_id, post_id=None,
+                title=f"{name_of(acc, account_id)} 已 {days:g} 天未更新",
+                message=(f"{who}最近一次发布于 {local_str(rs['last'], seconds=False)}"
+                         f"（北京时间），已 {days:g} 天无更新（规则：{p.after / 86400:g} 天）。"
+                         f"“监测时间点前2周内无更新”为单项否决指标。"),
+                values={"days_since": _num(days, 3), "last_post": rs["last"],
+                        "threshold_days": _num(p.after / 86400.0, 3), "reminder": float(k)},
+                samples=[rs["id"]],
+            ))
+        rs["n"] = max(rs.get("n", 0), due)
+        return out
+
+    # unanswered ---------------------------------------------------------------------------
+    def _unanswered_event(self, rule: Rule, rs: dict | None, ev: Event, acc: Account | None,
+                          owner_max: float) -> tuple[dict | None, list[Alert]]:
+        if ev.kind != "comment" or not ev.post_id:
+            return rs, []
+        p: UnansweredRuleParams = rule.params
+        out: list[Alert] = []
+        if ev.account_id == ev.owner_id:  # the account speaks in its own comments
+            if not rs or not rs["q"]:
+                return rs, []
+            ts = ev.ts
+            for qid in sorted(rs["q"], key=lambda k: (rs["q"][k][0], k)):
+                q = rs["q"][qid]
+                if ev.reply_to_id == qid or (q[1] == ev.post_id and q[0] <= ts):
+                    if ts > q[0] + p.after:  # answered, but too late: it was unanswered
+                        out.append(self._unanswered_alert(rule, ev.platform, ev.owner_id,
+                                                          qid, q))
+                    del rs["q"][qid]
+                    rs["done"][qid] = q[0]
+            return rs, out
+        if ev.reply_to_id or not rule.filter.matches_event(ev, acc) or not is_question(ev.text, p):
+            return rs, []
+        if rs is None:
+            rs = {"q": {}, "done": {}}
+        if ev.id in rs["q"] or ev.id in rs["done"]:
+            return rs, []
+        # Kept small (it is changelogged): no URL, the post link is derived from post_id.
+        rs["q"][ev.id] = [ev.ts, ev.post_id, ev.created_at, snippet(ev.text, 40),
+                          (ev.account_name or ev.account_id)[:30]]
+        if len(rs["q"]) > p.max_pending:
+            oldest = min(rs["q"], key=lambda k: (rs["q"][k][0], k))
+            del rs["q"][oldest]
+        horizon = owner_max - p.after - 7 * 86400.0
+        rs["done"] = {k: t for k, t in rs["done"].items() if t >= horizon}
+        return rs, out
+
+    def _unanswered_alert(self, rule: Rule, platform: str, owner: str, qid: str,
+                          q: list) -> Alert:
+        p: UnansweredRuleParams = rule.params
+        ts, post, iso, text, asker = q
+        hours = p.after / 3600.0
+        acc = self._acc(platform, owner)
+        return self._make(
+            rule, key=f"{platform}:{owner}/{post}", discr=qid, severity=rule.base_severity(),
+            at=iso_from_epoch(ts + p.after, iso), platform=platform, account_id=owner,
+            post_id=post, title=f"{name_of(acc, owner)} 网民提问 {hours:g} 小时未回复",
+            message=(f"{self._who(platform, owner)}的微博 {post} 下，网民“{asker}”于 "
+                     f"{local_str(ts, seconds=False)}（北京时间）提问：「{text}」，"
+                     f"{hours:g} 小时内账号未回复。"),
+            values={"hours": _num(hours, 3), "asked_at": ts},
+            samples=[text],
+        )
+
+    # --- time ---------------------------------------------------------------------------
+    def sweep(self, key: str, state: dict | None, watermark: float
+              ) -> tuple[dict | None, list[Alert]]:
+        """Fire what the watermark proves (unanswered past deadline, stale accounts).
+
+        Idempotent: what fired is recorded in the state. Alerts carry computed event times
+        (question + N hours, last post + 14 days), not the sweep's. Only accounts that have
+        posted at least once can be stale (an account never seen has no "last post" to
+        count from). Watermarks at or past END_OF_INPUT_GUARD fire nothing.
+        """
+        if state is None or watermark >= END_OF_INPUT_GUARD:
+            return state, []
+        platform, _, owner = key.partition(":")
+        out: list[Alert] = []
+        for rule in self.event_rules:
+            rs = state["rules"].get(rule.name)
+            if rs is None:
+                continue
+            if rule.type == "stale_account":
+                out += self._stale_due(rule, rs, platform, owner, watermark)
+            elif rule.type == "unanswered":
+                p: UnansweredRuleParams = rule.params
+                for qid in sorted(rs["q"], key=lambda k: (rs["q"][k][0], k)):
+                    q = rs["q"][qid]
+                    if q[0] + p.after <= watermark:
+                        out.append(self._unanswered_alert(rule, platform, owner, qid, q))
+                        del rs["q"][qid]
+                        rs["done"][qid] = q[0]
+        return state, out
+
+    # --- linkage ------------------------------------------------------------------------
+    def _laggards(self, platform: str, ids: Sequence[str], limit: int) -> str:
+        names = []
+        for a in ids[:limit]:
+            acc = self._acc(platform, a)
+            if acc is None:
+                names.append(a)
+            else:
+                names.append(f"{acc.name}（{acc.unit}）" if acc.unit else acc.name)
+        more = f" 等 {len(ids)} 个" if len(ids) > limit else ""
+        return "、".join(names) + more if names else "无"
+
+    def on_linkage_progress(self, task: dict, watermark: float) -> list[Alert]:
+        """linkage_lagging at each passed checkpoint not yet evaluated (recorded in
+        ``task["checkpoints_fired"]``; the caller stores the task)."""
+        if not self.lagging_rules or not task.get("expected"):
+            return []
+        fired: list[str] = task.setdefault("checkpoints_fired", [])
+        platform, owner = task["platform"], task["account_id"]
+        acc = self._acc(platform, owner)
+        span = task["deadline"] - task["t0"]
+        out = []
+        for rule in self.lagging_rules:
+            if not rule.filter.matches_account(platform, owner, acc):
+                continue
+            p: LaggingRuleParams = rule.params
+            for f in p.checkpoints:
+                tag = f"{rule.name}@{f:g}"
+                at = task["t0"] + f * span
+                if tag in fired or at >= watermark:
+                    continue
+                fired.append(tag)
+                expected = task["expected"]
+                on_time = [a for a in expected if task["linked"].get(a, math.inf) <= f * span]
+                rate = len(on_time) / len(expected)
+                if rate >= p.threshold:
+                    continue
+                lag = [a for a in expected if a not in on_time]
+                hours = f * span / 3600.0
+                out.append(self._make(
+                    rule, key=f"{platform}:{task['post_id']}", discr=f"{f:g}",
+                    severity=rule.base_severity(), at=iso_from_epoch(at, task["created_at"]),
+                    platform=platform, account_id=owner, post_id=task["post_id"],
+                    title=f"{name_of(acc, owner)} 微博联动进度滞后（{hours:g} 小时 {rate:.0%}）",
+                    message=(f"{self._who(platform, owner)}于 "
+                             f"{local_str(task['t0'], seconds=False)}（北京时间）发布的微博 "
+                             f"{task['post_id']}，发布后 {hours:g} 小时（时限的 {f:.0%}）"
+                             f"转发 {len(on_time)}/{len(expected)}（{rate:.0%}，"
+                             f"要求 {p.threshold:.0%}），尚未转发："
+                             f"{self._laggards(platform, lag, p.max_listed)}"),
+                    values={"checkpoint": f, "rate": round(rate, 6), "linked": float(len(on_time)),
+                            "expected": float(len(expected)), "threshold": p.threshold},
+                    samples=lag,
+                ))
+        return out
+
+    def on_linkage_closed(self, result: LinkageResult) -> list[Alert]:
+        """linkage_low: the final rate of a closed task below the threshold."""
+        out = []
+        platform, owner = result.platform, result.account_id
+        acc = self._acc(platform, owner)
+        for rule in self.low_rules:
+            p: LowRuleParams = rule.params
+            if result.rate >= p.threshold or not result.expected:
+                continue
+            if not rule.filter.matches_account(platform, owner, acc):
+                continue
+            sev = rule.base_severity()
+            if p.escalate_below is not None and result.rate < p.escalate_below:
+                sev = _bump(sev)
+            lag = [a for a in result.expected if a not in result.linked]
+            out.append(self._make(
+                rule, key=f"{platform}:{result.post_id}", discr=result.deadline, severity=sev,
+                at=result.deadline, platform=platform, account_id=owner,
+                post_id=result.post_id,
+                title=f"{name_of(acc, owner)} 转发联动率偏低（{result.rate:.0%}）",
+                message=(f"{self._who(platform, owner)}的微博 {result.post_id} 截止 "
+                         f"{local_str(result.deadline, seconds=False)}（北京时间）联动率 "
+                         f"{result.rate:.0%}（{len(result.linked)}/{len(result.expected)}，"
+                         f"要求 {p.threshold:.0%}），未转发："
+                         f"{self._laggards(platform, lag, p.max_listed)}"),
+                values={"rate": result.rate, "linked": float(len(result.linked)),
+                        "expected": float(len(result.expected)), "threshold": p.threshold},
+                samples=lag,
+            ))
+        return out
+
+    # --- collector health ---------------------------------------------------------------
+    def on_health(self, health: CollectorHealth) -> list[Alert]:
+        out = []
+        for rule in self.health_rules:
+            p: HealthRuleParams = rule.params
+            if health.status not in p.statuses:
+                continue
+            if health.status == "failing" and health.consecutive_failures < p.min_failures:
+                continue
+            f = rule.filter
+            if f.platforms and health.platform not in f.platforms:
+                continue
+            if f.accounts and health.account_id not in f.accounts:
+                continue
+            sev = rule.base_severity()
+            if health.consecutive_failures >= p.escalate_failures:
+                sev = _bump(sev)
+            err = redact_urls(snippet(health.last_error or "", 200))
+            what = ("登录凭据失效（cookie/token 需更新）" if health.status == "auth_expired"
+                    else f"连续失败 {health.consecutive_failures} 次")
+            target = f"，账号 {self._who(health.platform, health.account_id)}" \
+                if health.account_id else ""
+            out.append(self._make(
+                rule, key=f"{health.platform}:{health.source}",
+                discr=f"{health.status}|{health.at}", severity=sev, at=health.at,
+                platform=health.platform, account_id=health.account_id, post_id=None,
+                title=f"采集器 {health.source} 异常：{what}",
+                message=(f"采集器 {health.source}{target}：{what}，"
+                         f"{local_str(epoch(health.at))}（北京时间）"
+                         + (f"。最近错误：{err}" if err else "")),
+                values={"consecutive_failures": float(health.consecutive_failures)},
+                samples=[health.source],
+            ))
+        return out

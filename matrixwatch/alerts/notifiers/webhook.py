@@ -1,0 +1,58 @@
+"""Generic webhook: the alert as JSON, signed with HMAC-SHA256 like GitHub's webhooks.
+
+Headers: ``X-Matrixwatch-Signature: sha256=<hex HMAC-SHA256 of the raw body keyed with the
+secret>`` (when a secret is configured), ``X-Matrixwatch-Alert-Id`` (receivers dedupe on
+it: a retried delivery repeats it) and ``X-Matrixwatch-Event: alert``. Any 2xx is success.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+import httpx
+
+from matrixwatch.alerts.channels import Channel
+from matrixwatch.alerts.notifiers.base import dumps, post
+from matrixwatch.alerts.notifiers.render import markdown, plain, render
+from matrixwatch.alerts.text import local_str, severity_zh
+from matrixwatch.registry import Registry
+from matrixwatch.streams.records import Alert
+
+SIGNATURE_HEADER = "X-Matrixwatch-Signature"
+
+
+def signature(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def payload(alert: Alert, registry: Registry | None) -> dict[str, Any]:
+    r = render(alert, registry)
+    return {
+        "version": 1,
+        "alert": alert.asdict(),
+        "title": r.title,
+        "severity_zh": severity_zh(alert.severity),
+        "local_time": local_str(alert.timestamp),
+        "timezone": "Asia/Shanghai",
+        "markdown": markdown(r),
+        "text": plain(r),
+        "link": r.link,
+    }
+
+
+def build(alert: Alert, channel: Channel, registry: Registry | None
+          ) -> tuple[str, bytes, dict[str, str]]:
+    body = dumps(payload(alert, registry))
+    headers = {"X-Matrixwatch-Alert-Id": alert.id, "X-Matrixwatch-Event": "alert",
+               **dict(channel.headers)}
+    if channel.secret is not None:
+        headers[SIGNATURE_HEADER] = signature(body, channel.secret.get())
+    return channel.endpoint(), body, headers
+
+
+async def send(alert: Alert, channel: Channel, registry: Registry | None,
+               client: httpx.AsyncClient, now: float) -> None:
+    url, body, headers = build(alert, channel, registry)
+    await post(client, url, body, headers)

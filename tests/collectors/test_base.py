@@ -1,0 +1,109 @@
+"""Building blocks: items and headers, cursor store, normalized-event gate, health, metrics."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from matrixwatch.collectors.base import (
+    HEADER_AS_OF,
+    HEADER_MODE,
+    AuthExpired,
+    HealthTracker,
+    Item,
+    MemorySink,
+    RetryableError,
+)
+from matrixwatch.collectors.cursors import CursorStore
+from matrixwatch.collectors.events import event_from_dict, is_normalized
+from matrixwatch.collectors.http import _retry_after, is_login_url
+from matrixwatch.streams.normalize import InvalidInput
+
+
+def test_headers_match_the_worker() -> None:
+    from matrixwatch.streams import app
+
+    assert (HEADER_AS_OF, HEADER_MODE) == (app.HEADER_AS_OF, app.HEADER_MODE)
+    it = Item.of({"id": "1", "user": {"id": 42}}, as_of="2026-11-21T12:00:00+08:00",
+                 replay=True)
+    assert it.key == b"42"
+    assert it.headers() == [("mw-as-of", b"2026-11-21T12:00:00+08:00"), ("mw-mode", b"replay")]
+
+
+def test_cursor_store_commit_unseen_prune(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite"
+    st = CursorStore(db, retention=100)
+    st.commit("src", {"a": {"newest": 5}}, [("status", str(i)) for i in range(1200)])
+    assert st.get("src", "a") == {"newest": 5}
+    assert st.unseen("src", "status", [str(i) for i in range(1195, 1205)]) == \
+        {str(i) for i in range(1200, 1205)}
+    assert st.unseen("other", "status", ["1"]) == {"1"}  # per source
+    st.commit("src", {"a": None})
+    assert st.get("src", "a") is None
+    assert st.prune(time.time() + 1000) == 1200
+    st.close()
+    again = CursorStore(db)
+    assert again.seen_count() == 0
+    again.close()
+
+
+def test_commit_is_atomic(tmp_path: Path) -> None:
+    st = CursorStore(tmp_path / "s.sqlite")
+    with pytest.raises(TypeError):
+        st.commit("src", {"a": {"bad": object()}}, [("status", "1")])
+    assert st.get("src", "a") is None and st.unseen("src", "status", ["1"]) == {"1"}
+    st.close()
+
+
+EV = {"platform": "web", "id": "art_1001", "kind": "post", "account_id": "example-gov",
+      "owner_id": "example-gov", "text": "通知", "created_at": "2026-11-21T10:00:00+08:00"}
+
+
+def test_event_from_dict() -> None:
+    assert is_normalized(EV) and not is_normalized({"id": 1, "user": {"id": 2}})
+    ev = event_from_dict(EV)
+    assert ev.doc_id == "web:art_1001" and ev.collected_at == EV["created_at"]
+    assert event_from_dict({**EV, "reposts_count": 3}).reposts_count == 3
+    bad = [({**EV, "kind": "like"}, "bad kind"),
+           ({**EV, "created_at": "2026-11-21 10:00"}, "bad time"),
+           ({**EV, "platform": "Web!"}, "bad platform"),
+           ({**EV, "owner_id": ""}, "missing field: owner_id"),
+           ({**EV, "text": 5}, "wrong type: text"),
+           ({**EV, "kind": "comment"}, "missing field: post_id"),
+           ({**EV, "reposts_count": -1}, "wrong type: reposts_count"),
+           ({**EV, "text": "长" * 70000}, "text too large")]
+    for obj, reason in bad:
+        with pytest.raises(InvalidInput, match=reason):
+            event_from_dict(obj)
+
+
+async def test_health_tracker_transitions() -> None:
+    sink = MemorySink()
+    h = HealthTracker(sink, "weibo_mobile", threshold=2, min_interval=0)
+    await h.failure(RetryableError("418"))
+    assert not sink.health_records
+    await h.failure(RetryableError("418"))
+    await h.failure(RetryableError("418"))
+    await h.failure(RetryableError("418"))  # every `threshold` failures while failing
+    await h.success()
+    await h.failure(AuthExpired("ok:-100"), "9000000001")
+    await h.failure(AuthExpired("ok:-100"), "9000000001")
+    got = [(r.status, r.consecutive_failures) for r in sink.health_records]
+    assert got == [("failing", 2), ("failing", 4), ("ok", 0), ("auth_expired", 1)]
+    assert sink.health_records[-1].account_id == "9000000001"
+    assert REGISTRY.get_sample_value("matrixwatch_collector_healthy",
+                                     {"source": "weibo_mobile"}) == 0
+    lag = REGISTRY.get_sample_value("matrixwatch_collector_lag_seconds",
+                                    {"source": "weibo_mobile"})
+    assert lag is not None and 0 <= lag < 60
+
+
+def test_http_helpers() -> None:
+    assert _retry_after("3") == 3.0 and _retry_after(None) is None
+    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert is_login_url("https://passport.weibo.cn/signin/welcome?entry=mweibo")
+    assert is_login_url("https://m.weibo.cn/login?backURL=x")
+    assert not is_login_url("https://m.weibo.cn/status/O0000001a")

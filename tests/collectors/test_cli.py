@@ -1,0 +1,142 @@
+"""`matrixwatch collect …` end to end with --out (the fake server runs in a thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from matrixwatch.cli import app
+from matrixwatch.collectors.cursors import CursorStore
+from tests.collectors.fakeweibo import FIXTURES, FakeWeibo
+
+runner = CliRunner()
+REGISTRY = """accounts:
+  - {id: "9000000001", platform: weibo, name: 某某市发布, level: city, parent: null}
+  - {id: "9000000002", platform: weibo, name: 某某区发布, level: county, parent: "9000000001"}
+  - {id: "9000000003", platform: weibo, name: 某某县发布, level: county, parent: "9000000001",
+     active: false}
+"""
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[FakeWeibo, str]]:
+    fw = FakeWeibo()
+    for uid in (9000000001, 9000000002, 9000000003):
+        fw.add_user(uid, str(uid))
+        for _ in range(3):
+            fw.add_post(uid)
+    fw.feeds["gov.xml"] = ("application/rss+xml",
+                           (FIXTURES / "feed_gov_rss.xml").read_text(encoding="utf-8"))
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: dict[str, str] = {}
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        async with fw.serve() as base:
+            box["base"] = base
+            ready.set()
+            await stop.wait()
+
+    t = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    t.start()
+    assert ready.wait(10)
+    yield fw, box["base"]
+    loop.call_soon_threadsafe(stop.set)
+    t.join(10)
+    loop.close()
+
+
+def env(tmp_path: Path, base: str) -> dict[str, str]:
+    return {"MW_WEIBO_MOBILE_URL": base, "MW_DATA_DIR": str(tmp_path), "MW_HOST_RATE": "100",
+            "MW_BACKOFF_INITIAL": "0.01", "MW_KAFKA_URL": ""}
+
+
+def lines(p: Path) -> list[dict]:
+    return [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def test_collect_weibo_once_to_jsonl(tmp_path: Path, server: tuple[FakeWeibo, str]) -> None:
+    _fw, base = server
+    reg = tmp_path / "matrix.yaml"
+    reg.write_text(REGISTRY, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    r = runner.invoke(app, ["collect", "weibo", "--registry", str(reg), "--out", str(out)],
+                      env=env(tmp_path, base))
+    assert r.exit_code == 0, r.output
+    got = lines(out)
+    assert len(got) == 6  # the closed account is not polled
+    assert {o["user"]["id"] for o in got} == {9000000001, 9000000002}
+    r2 = runner.invoke(app, ["collect", "weibo", "--registry", str(reg), "--out", str(out)],
+                       env=env(tmp_path, base))
+    assert r2.exit_code == 0 and len(lines(out)) == 6  # cursors in MW_DATA_DIR: nothing new
+    unknown = runner.invoke(app, ["collect", "weibo", "--registry", str(reg), "--account",
+                                  "123", "--out", str(out)], env=env(tmp_path, base))
+    assert unknown.exit_code == 2
+
+
+def test_collect_weibo_reports_expired_cookie(tmp_path: Path,
+                                              server: tuple[FakeWeibo, str]) -> None:
+    fw, base = server
+    fw.cookie = "SUB=fresh"
+    reg = tmp_path / "matrix.yaml"
+    reg.write_text(REGISTRY, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    r = runner.invoke(app, ["collect", "weibo", "--registry", str(reg), "--out", str(out)],
+                      env={**env(tmp_path, base), "MW_WEIBO_COOKIE": "SUB=stale"})
+    assert r.exit_code == 1 and "AuthExpired" in r.output
+    health = lines(out.with_name("out.jsonl.health.jsonl"))
+    assert health[0]["status"] == "auth_expired" and health[0]["source"] == "weibo_mobile"
+
+
+def test_collect_rss_file_and_hot(tmp_path: Path, server: tuple[FakeWeibo, str]) -> None:
+    _fw, base = server
+    out = tmp_path / "rss.jsonl"
+    r = runner.invoke(app, ["collect", "rss", f"{base}/feed/gov.xml", "--account-id", "gov",
+                            "--out", str(out)], env=env(tmp_path, base))
+    assert r.exit_code == 0, r.output
+    assert [o["platform"] for o in lines(out)] == ["web", "web"]
+    out2 = tmp_path / "replay.jsonl"
+    csv = FIXTURES / "crawler" / "某某市发布" / "9000000001.csv"
+    r = runner.invoke(app, ["collect", "file", str(csv), "--out", str(out2)],
+                      env=env(tmp_path, base))
+    assert r.exit_code == 0, r.output
+    assert [o["id"] for o in lines(out2)] == ["5000000000000010", "5000000000000011",
+                                              "5000000000000012"]
+    r = runner.invoke(app, ["collect", "hot", "9000000002", "--ttl", "60"],
+                      env=env(tmp_path, base))
+    assert r.exit_code == 0
+    store = CursorStore(tmp_path / "collectors.sqlite")
+    assert ("weibo", "9000000002") in store.hot()
+    store.close()
+
+
+def test_no_kafka_and_no_out_is_an_error(tmp_path: Path) -> None:
+    csv = FIXTURES / "crawler" / "某某市发布" / "9000000001.csv"
+    r = runner.invoke(app, ["collect", "file", str(csv)], env={"MW_KAFKA_URL": "",
+                                                               "MW_DATA_DIR": str(tmp_path)})
+    assert r.exit_code == 2 and "MW_KAFKA_URL" in r.output
+
+
+def test_collect_run_scheduled_for_a_while(tmp_path: Path,
+                                           server: tuple[FakeWeibo, str]) -> None:
+    fw, base = server
+    reg = tmp_path / "matrix.yaml"
+    reg.write_text(REGISTRY, encoding="utf-8")
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - url: {base}/feed/gov.xml\n    platform: web\n",
+                     encoding="utf-8")
+    out = tmp_path / "run.jsonl"
+    r = runner.invoke(app, ["collect", "run", "--registry", str(reg), "--feeds", str(feeds),
+                            "--duration", "2", "--out", str(out)],
+                      env={**env(tmp_path, base), "MW_POLL_INTERVAL": "0.5"})
+    assert r.exit_code == 0, r.output
+    got = lines(out)
+    assert len(got) == 6 + 2 and len({(o.get("platform"), o["id"]) for o in got}) == 8
+    assert fw.hits["/api/container/getIndex"] >= 4  # 2 accounts, polled more than once
