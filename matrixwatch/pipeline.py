@@ -147,14 +147,18 @@ class Feeder:
                            headers=headers)
 
     def punctuate(self, created_at: str) -> None:
-        """Advance event time on every linkage partition (end of input closes all tasks)."""
+        """Advance event time on every linkage and events partition.
+
+        At the end of input this closes every linkage task and runs the time-driven
+        rules once more at the last event time.
+        """
         from matrixwatch.streams.app import watermark_event
 
-        topic = self.settings.topic("linkage")
-        for p in range(self.settings.partitions):
-            ev = watermark_event(p, created_at)
-            self.producer.send(topic, key=json.dumps(ev.id).encode(), value=ev.dumps(),
-                               partition=p)
+        for name in ("linkage", "events"):
+            for p in range(self.settings.partitions):
+                ev = watermark_event(p, created_at)
+                self.producer.send(self.settings.topic(name), key=json.dumps(ev.id).encode(),
+                                   value=ev.dumps(), partition=p)
         self.flush()
 
     def flush(self) -> None:

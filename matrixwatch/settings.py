@@ -51,9 +51,6 @@ class Settings(BaseSettings):
         3600.0, description="Seconds. Watermark = max event time seen - allowed lateness."
     )
 
-    spike_lateness: float = Field(
-        60.0, description="Seconds. Per-account watermark lag before a volume bucket closes."
-    )
     task_retention: float = Field(
         7 * 86400.0, description="Seconds a closed linkage task is kept to ignore late reposts."
     )
@@ -61,7 +58,6 @@ class Settings(BaseSettings):
 
     # --- analysis -------------------------------------------------------------------
     sentiment_model: str = Field("default", description="Sentiment model name (see `score`).")
-    spike_bucket: float = Field(300.0, description="Spike bucket width, seconds of event time.")
     linkage_deadline: float = Field(86400.0, description="Linkage deadline, seconds after post.")
     linkage_depth: int = Field(1, ge=1, description="Subordinate levels expected to repost.")
     linkage_level_deadlines: dict[str, float] = Field(
@@ -71,7 +67,16 @@ class Settings(BaseSettings):
     linkage_account_deadlines: dict[str, float] = Field(
         default_factory=dict, description="Deadline per superior account id, seconds (JSON)."
     )
-    linkage_low_rate: float = Field(0.6, description="Final linkage rate below this alerts.")
+
+    # --- alerts -------------------------------------------------------------------
+    rules_dir: Path | None = Field(
+        None, description="Directory of alert rule YAML files; default: the packaged rules "
+        "(matrixwatch/alerts/rules). Channels: MW_ALERT_CHANNELS (see alerts/channels.py).",
+    )
+    sweep_interval: float = Field(
+        10.0, description="Wall-clock seconds between checks of time-driven rules "
+        "(stale accounts, unanswered questions)."
+    )
 
     # --- stores ---------------------------------------------------------------------
     es_url: str | None = Field(None, description="Elasticsearch URL. Unset: SQLite store.")

@@ -28,17 +28,25 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
 from matrixwatch import metrics
-from matrixwatch.alerts.model import linkage_low, volume_spike
+from matrixwatch.alerts.channels import ChannelConfig
+from matrixwatch.alerts.dispatch import DeliveryFailed, Dispatcher, deliver
+from matrixwatch.alerts.engine import RuleEngine
+from matrixwatch.alerts.rules import load_rules
 from matrixwatch.registry import Registry
 from matrixwatch.settings import Settings
 from matrixwatch.streams.linkage import LinkagePolicy, LinkageTracker
 from matrixwatch.streams.normalize import InvalidInput, normalize_line
-from matrixwatch.streams.records import Alert, DeadLetter, Event, LinkageResult, epoch
+from matrixwatch.streams.records import (
+    Alert,
+    CollectorHealth,
+    DeadLetter,
+    Event,
+    LinkageResult,
+    epoch,
+)
 from matrixwatch.streams.sentiment import get_model
 from matrixwatch.streams.sinks import make_store
 from matrixwatch.streams.sinks.base import Store
-from matrixwatch.streams.spikes import SpikeDetector, SpikeParams
-from matrixwatch.streams.volume import VolumeCounter, new_state
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +88,8 @@ class Pipeline:
 
 
 def topic_names(settings: Settings) -> list[str]:
-    return [settings.topic(n) for n in ("raw", "events", "linkage", "alerts", "dlq")]
+    return [settings.topic(n)
+            for n in ("raw", "events", "linkage", "activity", "alerts", "health", "dlq")]
 
 
 def create_app(
@@ -120,7 +129,11 @@ def create_app(
                             key_serializer="json"),
         "linkage": app.topic(t("linkage"), key_type=str, value_type=Event,
                              key_serializer="json"),
-        "alerts": app.topic(t("alerts"), key_type=str, value_type=Alert),
+        "activity": app.topic(t("activity"), key_type=str, value_type=Event,
+                              key_serializer="json"),
+        "alerts": app.topic(t("alerts"), key_type=str, value_type=Alert,
+                            key_serializer="json"),
+        "health": app.topic(t("health"), key_type=str, value_type=CollectorHealth),
         "dlq": app.topic(t("dlq"), key_type=str, value_type=DeadLetter),
     }
     # use_partitioner: batched agents update tables outside Faust's per-event context;
@@ -128,14 +141,16 @@ def create_app(
     # partitioner as the source topic's, so table and topic stay co-partitioned.
     table_opts: dict[str, Any] = {"default": None, "partitions": settings.partitions,
                                   "use_partitioner": True, "key_type": str}
-    volume_table = app.Table("volume", **table_opts)
+    owner_table = app.Table("owner_state", **table_opts)  # rule state per owner account
     task_table = app.Table("linkage_tasks", **table_opts)
+    dispatch_table = app.Table("alert_dispatch", **table_opts)  # realert/escalation per key
 
     model = get_model(settings.sentiment_model)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment")
-    counter = VolumeCounter(
-        settings.spike_bucket, SpikeDetector(SpikeParams(bucket_seconds=settings.spike_bucket))
-    )
+    rules = load_rules(settings.rules_dir)
+    engine = RuleEngine(rules, registry)
+    channels = ChannelConfig.load()
+    dispatcher = Dispatcher(rules, channels)
     tracker = LinkageTracker(registry, LinkagePolicy(
         deadline=settings.linkage_deadline, depth=settings.linkage_depth,
         level_deadlines=settings.linkage_level_deadlines,
@@ -202,6 +217,8 @@ def create_app(
                 await quarantine(items, "analyze", e)
 
     async def analyze_batch(loop: asyncio.AbstractEventLoop, items: list[Event]) -> None:
+        final = any(e.kind == WATERMARK_KIND for e in items)
+        items = [e for e in items if e.kind != WATERMARK_KIND]
         started = loop.time()
         scores = await loop.run_in_executor(
             pool, model.score_batch, [e.text for e in items]
@@ -216,9 +233,15 @@ def create_app(
             metrics.EVENTS_OUT.labels(kind=e.kind, platform=e.platform).inc()
             lag = datetime.now(tz=UTC).timestamp() - epoch(e.collected_at)
             metrics.E2E_LATENCY.labels(stage="store").observe(max(lag, 0.0))
-        alerts = update_volume(scored)
+        alerts = apply_rules(scored)
+        if final:  # end of a finite input: time-driven rules see the last event time
+            alerts += sweep(owner_clock["max_ts"])
         for a in alerts:
-            await topics["alerts"].send(key=a.id, value=a)
+            await send_alert(a)
+        for e in scored:
+            key = engine.activity_key(e)
+            if key is not None:
+                await topics["activity"].send(key=key, value=e)
 
     def owner_fields(e: Event) -> dict[str, str | None]:
         acc = registry.get(e.platform, e.owner_id)
@@ -227,30 +250,75 @@ def create_app(
         return {"owner_name": acc.name, "owner_unit": acc.unit, "owner_level": acc.level,
                 "owner_parent": acc.parent}
 
-    def update_volume(scored: Iterable[Event]) -> list[Alert]:
-        """Per owner key: count distinct ids per bucket, fire on the crossing event."""
+    owner_clock: dict[str, float] = {"max_ts": -math.inf}
+
+    def apply_rules(scored: Iterable[Event]) -> list[Alert]:
+        """Per owner key, in partition order: the rule engine folds each event into the
+        owner's state (spikes, surges, keywords, questions), one table write per key."""
         alerts: list[Alert] = []
         states: dict[str, Any] = {}
         for e in scored:
             key = f"{e.platform}:{e.owner_id}"
-            state = states.get(key) or volume_table.get(key) or new_state()
-            states[key] = state
-            ts = e.ts
-            closed = []
-            if state.get("max_ts") is None or ts > state["max_ts"]:
-                state["max_ts"] = ts
-                closed = counter.advance(state, ts - settings.spike_lateness)
-            if not counter.add(state, e.doc_id, ts, e.sentiment_label == "negative"):
-                metrics.LATE_EVENTS.labels(stage="volume").inc()
-                continue
-            for sig in [*closed, *counter.early(state)]:
-                alerts.append(volume_spike(
-                    sig, platform=e.platform, owner_id=e.owner_id, fired_at=e.created_at,
-                    registry=registry, samples=[e.url or e.id],
-                ))
+            states[key], out = engine.on_event(
+                states[key] if key in states else owner_table.get(key), e)
+            alerts += out
+            owner_clock["max_ts"] = max(owner_clock["max_ts"], e.ts)
         for key, state in states.items():
-            volume_table[key] = state
+            owner_table[key] = state
         return alerts
+
+    def sweep(watermark: float) -> list[Alert]:
+        """Time-driven rules (stale accounts, unanswered questions) for every local owner.
+
+        Their alerts carry computed event times and ids, so how often this runs changes
+        only how soon they are seen, never what they say.
+        """
+        if watermark == -math.inf:
+            return []
+        alerts: list[Alert] = []
+        for key, state in list(owner_table.items()):
+            new, out = engine.sweep(key, state, watermark)
+            if out or new != state:
+                if new is None:
+                    del owner_table[key]
+                else:
+                    owner_table[key] = new
+            alerts += out
+        return alerts
+
+    @app.timer(settings.sweep_interval)
+    async def periodic_sweep() -> None:
+        for a in sweep(owner_clock["max_ts"] - settings.allowed_lateness):
+            await send_alert(a)
+
+    @app.agent(topics["activity"])
+    async def activity(stream: faust.StreamT[Event]) -> None:
+        """A matrix account's repost of another owner's post still counts as its update."""
+        async for items in stream.take(batch, within=within):
+            alerts: list[Alert] = []
+            states: dict[str, Any] = {}
+            for e in items:
+                key = f"{e.platform}:{e.account_id}"
+                states[key], out = engine.on_author_activity(
+                    states[key] if key in states else owner_table.get(key), e)
+                alerts += out
+            for key, state in states.items():
+                owner_table[key] = state
+            for a in alerts:
+                await send_alert(a)
+
+    @app.agent(topics["health"])
+    async def health(stream: faust.StreamT[CollectorHealth]) -> None:
+        async for items in stream.take(batch, within=within):
+            for h in items:
+                for a in engine.on_health(h):
+                    await send_alert(a)
+
+    async def send_alert(a: Alert) -> None:
+        acc = registry.get(a.platform, a.account_id)
+        if acc is not None and a.unit is None:
+            a = a.derive(account_name=acc.name, unit=acc.unit, level=acc.level)
+        await topics["alerts"].send(key=Dispatcher.key(a), value=a)
 
     # --- linkage ----------------------------------------------------------------------
     # Event-time watermark of this worker's linkage partitions, and a heap of when each
@@ -261,6 +329,19 @@ def create_app(
     @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
     async def _heap_stale(*_: Any, **__: Any) -> None:
         clock["stale"] = True
+
+    checkpoint_fractions = sorted({f for r in engine.lagging_rules for f in r.params.checkpoints})
+
+    def next_due(box: Any) -> float | None:
+        """The next deadline, candidate expiry or linkage checkpoint in a container."""
+        times = [t for t in (tracker.next_due(box),) if t is not None]
+        for task in box["tasks"].values():
+            if not task["closed"]:
+                span = task["deadline"] - task["t0"]
+                times += [task["t0"] + f * span for f in checkpoint_fractions
+                          if task["t0"] + f * span < task["deadline"]]
+        # A checkpoint already evaluated is harmless here: the engine skips it.
+        return min(times) if times else None
 
     def schedule(key: str, due: float | None) -> None:
         """Remember when ``key`` next needs the clock (one live heap entry per key)."""
@@ -276,7 +357,7 @@ def create_app(
             heap.clear()
             clock["due"].clear()
             for key, box in task_table.items():
-                schedule(key, tracker.next_due(box) if box else None)
+                schedule(key, next_due(box) if box else None)
             clock["stale"] = False
         keys = []
         while heap and heap[0][0] < watermark:
@@ -310,8 +391,12 @@ def create_app(
             if key not in touched:
                 touched[key] = task_table.get(key)
         closed: list[LinkageResult] = []
+        progress: list[Alert] = []
         for key, box in touched.items():
             if box is not None:
+                for task in box["tasks"].values():
+                    if not task["closed"]:
+                        progress += engine.on_linkage_progress(task, watermark)
                 closed += tracker.close_due(box, watermark)
                 box = tracker.prune(box, watermark, settings.task_retention)
             if box is None:
@@ -320,23 +405,44 @@ def create_app(
                     del task_table[key]
                 continue
             task_table[key] = box
-            schedule(key, tracker.next_due(box))
+            schedule(key, next_due(box))
         if closed:
             await write(store.write_linkage, closed, "linkage")
-            for res in closed:
-                alert = linkage_low(res, registry=registry,
-                                    threshold=settings.linkage_low_rate)
-                if alert is not None:
-                    await topics["alerts"].send(key=alert.id, value=alert)
+        for a in progress:
+            await send_alert(a)
+        for res in closed:
+            for a in engine.on_linkage_closed(res):
+                await send_alert(a)
         metrics.OPEN_TASKS.set(len(clock["due"]))
 
     # --- alerts and dead letters to the store ----------------------------------------
     @app.agent(topics["alerts"])
-    async def alerts(stream: faust.StreamT[Alert]) -> None:
+    async def alerts_agent(stream: faust.StreamT[Alert]) -> None:
+        """Realert, escalation, quiet hours and routing per alert key; store, then notify."""
         async for items in stream.take(batch, within=within):
-            await write(store.write_alerts, items, "alerts")
+            keep: list[Alert] = []
+            deliveries: list[tuple[Alert, str]] = []
+            states: dict[str, Any] = {}
             for a in items:
+                key = Dispatcher.key(a)
+                states[key], decision = dispatcher.decide(
+                    states[key] if key in states else dispatch_table.get(key), a)
+                if decision.store:
+                    keep.append(decision.alert)
+                    deliveries += [(decision.alert, ch) for ch in decision.channels]
+            await write(store.write_alerts, keep, "alerts")
+            for a in keep:
                 metrics.ALERTS_FIRED.labels(rule=a.rule, severity=a.severity).inc()
+                lag = datetime.now(tz=UTC).timestamp() - epoch(a.timestamp)
+                metrics.E2E_LATENCY.labels(stage="alert").observe(max(lag, 0.0))
+            for a, channel in deliveries:
+                try:
+                    await deliver(a, channel, channels, registry)
+                except DeliveryFailed as e:
+                    await send_dead_letter(f"delivery failed: {channel}: {e}",
+                                           f"alerts:{channel}", a.dumps(), None)
+            for key, state in states.items():  # after delivery: a crash re-sends, never loses
+                dispatch_table[key] = state
 
     @app.agent(topics["dlq"])
     async def dead_letters(stream: faust.StreamT[DeadLetter]) -> None:
