@@ -121,6 +121,10 @@ class SurgeDetector:
     def new() -> dict:
         return {"nb": None, "neg": {}, "sh": [0.0, 0.0]}
 
+    def may_fire(self, value: float) -> bool:
+        """The negative count is at most the total, so both floors bound the total."""
+        return value >= max(self.p.min_total, self.nb.params.min_count)
+
     def step(self, state: dict | None, t: float, value: float) -> tuple[dict, SurgeSignal | None]:
         state = state or self.new()
         neg = float(state["neg"].get(repr(t), 0))

@@ -160,6 +160,10 @@ class SpikeDetector:
         # After this many buckets both rates are at their EWMA values (see _learn).
         self._ramp = math.ceil(1.0 / min(self._a_mean, self._a_var))
 
+    def may_fire(self, value: float) -> bool:
+        """Cheap pre-check: below the absolute floor no bucket can ever fire."""
+        return value >= self.params.min_count
+
     def expected(self, state: dict) -> tuple[float, float]:
         """Baseline mean and the (floored) variance the next bucket is tested against."""
         p = self.params

@@ -8,8 +8,7 @@ bucket that has already closed is late and is not counted (the caller counts it)
 
 from __future__ import annotations
 
-import copy
-from typing import Any
+from typing import Any, Protocol
 
 from matrixwatch.streams.spikes import SEVERITIES, SpikeDetector, SpikeSignal
 
@@ -20,10 +19,18 @@ def new_state() -> VolumeState:
     return {"open": {}, "last_closed": None, "det": None, "fired": {}}
 
 
+class Detector(Protocol):
+    """What the counter needs of a detector: a pure step and a cheap floor check."""
+
+    def step(self, state: Any, t: float, value: float) -> tuple[Any, Any]: ...
+
+    def may_fire(self, value: float) -> bool: ...
+
+
 class VolumeCounter:
     """Distinct-id buckets per key feeding one spike detector per key."""
 
-    def __init__(self, bucket: float, detector: SpikeDetector) -> None:
+    def __init__(self, bucket: float, detector: Detector | SpikeDetector) -> None:
         self.bucket = bucket
         self.detector = detector
 
@@ -58,13 +65,16 @@ class VolumeCounter:
         """Fire on an open bucket as soon as its partial count is already a spike.
 
         Counts only grow, so waiting for the bucket to close would only delay the
-        alert a duty officer needs within a minute. The baseline is not updated
-        (the detector runs on a copy); a later, higher severity still fires.
+        alert a duty officer needs within a minute. The baseline is not updated;
+        a later, higher severity still fires.
         """
         out = []
         for key, slot in state["open"].items():
-            _, sig = self.detector.step(copy.deepcopy(state["det"]), float(key),
-                                        float(len(slot["ids"])))
+            n = float(len(slot["ids"]))
+            if not self.detector.may_fire(n):  # the floors: most buckets stop here
+                continue
+            # step() never mutates the state it is given; the new state is discarded.
+            _, sig = self.detector.step(state["det"], float(key), n)
             fresh = self._new_signal(state, sig)
             if fresh is not None:
                 out.append(fresh)
