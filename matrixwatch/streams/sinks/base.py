@@ -36,6 +36,10 @@ class Store(ABC):
     @abstractmethod
     async def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None: ...
 
+    async def write_measures(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Matrix measures per account and period (reports); keyed account + period."""
+        raise NotImplementedError(f"{type(self).__name__} does not store measures")
+
     # Reads: ordered, for exports (replay outputs) and reports.
     @abstractmethod
     def iter_events(self) -> Iterator[dict[str, Any]]: ...

@@ -33,6 +33,9 @@ CREATE INDEX IF NOT EXISTS alerts_ts ON alerts(ts);
 CREATE TABLE IF NOT EXISTS linkage (
     doc_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, ts REAL NOT NULL, rate REAL NOT NULL,
     doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS measures (
+    doc_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, period_start TEXT NOT NULL,
+    period_end TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS dead_letters (
     doc_id TEXT PRIMARY KEY, reason TEXT NOT NULL, received_at TEXT NOT NULL,
     doc TEXT NOT NULL);
@@ -129,6 +132,19 @@ class SQLiteStore(Store):
             self._write,
             "INSERT INTO dead_letters VALUES (?,?,?,?) ON CONFLICT(doc_id) DO NOTHING",
             rows,
+        )
+
+    async def write_measures(self, rows: Sequence[dict[str, Any]]) -> None:
+        data = [
+            (f"{r['platform']}:{r['account_id']}|{r['period_start']}|{r['period_end']}",
+             r["account_id"], r["period_start"], r["period_end"], _dumps(dict(r)))
+            for r in rows
+        ]
+        await self._run(
+            self._write,
+            "INSERT INTO measures VALUES (?,?,?,?,?) ON CONFLICT(doc_id) DO UPDATE SET "
+            "doc=excluded.doc",
+            data,
         )
 
     # --- reads ----------------------------------------------------------------------
