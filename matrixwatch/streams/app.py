@@ -384,7 +384,9 @@ def create_app(
                 continue
             for key in tracker.route(e):
                 box = touched[key] if key in touched else task_table.get(key)
-                touched[key] = tracker.apply(box, e, key)
+                box, changed = tracker.apply_changed(box, e, key)
+                if changed or key in touched:
+                    touched[key] = box
             clock["max_ts"] = max(clock["max_ts"], e.ts)
         watermark = max(watermark, clock["max_ts"] - settings.allowed_lateness)
         for key in due_keys(watermark):

@@ -120,49 +120,60 @@ class LinkageTracker:
     # --- transitions ----------------------------------------------------------------
     def apply(self, box: Container | None, ev: Event, key: str) -> Container | None:
         """Fold one event into the container at ``key``; None if nothing to keep."""
+        return self.apply_changed(box, ev, key)[0]
+
+    def apply_changed(
+        self, box: Container | None, ev: Event, key: str
+    ) -> tuple[Container | None, bool]:
+        """As :meth:`apply`, and whether the state changed (most reposts don't: repeats,
+        non-subordinates), so the caller writes the changelog only when it must."""
         box = box if box is not None else new_container()
         if key.startswith("content:"):
-            self._apply_content(box, ev, key)
+            changed = self._apply_content(box, ev, key)
         else:
-            self._apply_repost(box, ev)
-        return box if box["tasks"] or box["candidates"] else None
+            changed = self._apply_repost(box, ev)
+        return (box if box["tasks"] or box["candidates"] else None), changed
 
-    def _apply_repost(self, box: Container, ev: Event) -> None:
+    def _apply_repost(self, box: Container, ev: Event) -> bool:
         if ev.kind == "post":
             post_id, author, created = ev.id, ev.account_id, ev.created_at
         elif ev.kind == "repost" and ev.root_id and ev.root_account_id and ev.root_created_at:
             post_id, author, created = ev.root_id, ev.root_account_id, ev.root_created_at
         else:
-            return
+            return False
         task = box["tasks"].get(post_id)
+        opened = False
         if task is None:
             task = self.new_task(ev.platform, post_id, author, created)
             if task is None:
-                return
+                return False
             box["tasks"][post_id] = task
-        if ev.kind == "repost":
-            self._link(task, ev.account_id, ev.ts)
+            opened = True
+        linked = ev.kind == "repost" and self._link(task, ev.account_id, ev.ts)
+        return opened or linked
 
-    def _apply_content(self, box: Container, ev: Event, key: str) -> None:
+    def _apply_content(self, box: Container, ev: Event, key: str) -> bool:
         superior = key.rsplit(":", 1)[1]
         fp = simhash.to_hex(simhash.simhash(ev.text))
         head = ev.text[:TEXT_HEAD]
         if ev.account_id == superior:
             if ev.id in box["tasks"]:
-                return
+                return False
             task = self.new_task(ev.platform, ev.id, superior, ev.created_at)
             if task is None:
-                return
+                return False
             task.update(fp=fp, text=head)
             box["tasks"][ev.id] = task
             for cand in box["candidates"]:
                 self._match(task, cand)
-            return
+            return True
+        if any(c["id"] == ev.id for c in box["candidates"]):
+            return False
         cand = {"id": ev.id, "account_id": ev.account_id, "ts": ev.ts, "fp": fp, "text": head}
-        if all(c["id"] != ev.id for c in box["candidates"]):
-            box["candidates"].append(cand)
+        box["candidates"].append(cand)
         for task in box["tasks"].values():
             self._match(task, cand)
+        return True
 
     def _match(self, task: Task, cand: dict[str, Any]) -> None:
         if task["closed"] or cand["ts"] < task["t0"] or cand["account_id"] == task["account_id"]:
@@ -176,15 +187,17 @@ class LinkageTracker:
         self._link(task, cand["account_id"], cand["ts"])
 
     @staticmethod
-    def _link(task: Task, acct: str, ts: float) -> None:
+    def _link(task: Task, acct: str, ts: float) -> bool:
         """Earliest per subordinate; after the deadline it is only recorded as late."""
         if task["closed"] or acct not in task["expected"]:
-            return
+            return False
         bucket = "linked" if ts <= task["deadline"] else "late"
         latency = ts - task["t0"]
         prev = task[bucket].get(acct)
         if prev is None or latency < prev:
             task[bucket][acct] = latency
+            return True
+        return False
 
     # --- time -----------------------------------------------------------------------
     @staticmethod
