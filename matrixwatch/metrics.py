@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 EVENTS_IN = Counter("matrixwatch_events_in_total", "Raw inputs consumed", ["source"])
 EVENTS_OUT = Counter(
@@ -32,3 +34,18 @@ SENTIMENT_SECONDS = Histogram(
 COLLECTOR_ERRORS = Counter(
     "matrixwatch_collector_errors_total", "Collector request failures", ["source"]
 )
+
+
+_FAUST_METRICS: Any = None
+
+
+def faust_metrics() -> Any:
+    """Faust's Prometheus sensors (prefix ``faust_``) in the default registry, created once
+    per process: create_app may run several times in one process (tests), and
+    registering the same names twice raises."""
+    global _FAUST_METRICS
+    if _FAUST_METRICS is None:
+        from faust.sensors.prometheus import FaustMetrics
+
+        _FAUST_METRICS = FaustMetrics.create(REGISTRY, "faust")
+    return _FAUST_METRICS

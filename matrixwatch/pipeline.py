@@ -57,19 +57,21 @@ class WorkerProcess:
 
     proc: subprocess.Popen[bytes]
     log_path: Path
+    web_port: int = 0
 
     @classmethod
     def start(
         cls, settings: Settings, kafka_url: str, log_path: Path, **extra: str
     ) -> WorkerProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = worker_env(settings, kafka_url, MW_WEB_PORT=str(free_port()), **extra)
+        port = int(extra.pop("MW_WEB_PORT", "") or free_port())
+        env = worker_env(settings, kafka_url, MW_WEB_PORT=str(port), **extra)
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "matrixwatch", "worker"],
                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )
-        return cls(proc, log_path)
+        return cls(proc, log_path, port)
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # --- worker ---------------------------------------------------------------------
     web_port: int = Field(6066, description="Faust web port: /metrics and the console.")
     web_enabled: bool = Field(True, description="Serve the web port (metrics).")
+    web_bind: str = Field(
+        "127.0.0.1", description="Address the web port binds (0.0.0.0 in containers)."
+    )
+    lag_interval: float = Field(10.0, description="Seconds between consumer-lag updates.")
     data_dir: Path = Field(Path("var"), description="Where the SQLite store and logs live.")
     batch_size: int = Field(256, ge=1, description="Events scored and written per batch.")
     batch_within: float = Field(0.2, description="Max seconds to wait to fill a batch.")

@@ -31,8 +31,8 @@ from aiohttp import web
 
 from matrixwatch.collectors import metrics
 from matrixwatch.collectors.base import Item, Sink, now_iso
-from matrixwatch.collectors.events import event_from_dict, is_normalized
 from matrixwatch.streams.normalize import InvalidInput, normalize
+from matrixwatch.streams.normalized import event_from_dict, is_normalized
 
 log = logging.getLogger(__name__)
 

@@ -99,6 +99,8 @@ def create_app(
         Registry.load(settings.registry) if settings.registry else Registry()
     )
     store = store or make_store(settings)
+    if hasattr(store, "attach_registry"):  # ES: names, units and regions on documents
+        store.attach_registry(registry)
     broker = settings.kafka_url or "kafka://127.0.0.1:9092"
     app = faust.App(
         settings.app_id,
@@ -114,13 +116,33 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
-        web_bind="127.0.0.1",
+        web_bind=settings.web_bind,
         web_host="127.0.0.1",
         producer_max_request_size=4 * 1024 * 1024,
         consumer_max_fetch_size=4 * 1024 * 1024,
         table_standby_replicas=0,
         datadir=str(settings.data_dir / "faust"),
     )
+    from faust.sensors.prometheus import PrometheusMonitor
+
+    # Faust's own sensors (messages in/out, commit latency, end and committed offsets per
+    # partition, rebalances) in the same registry that /metrics serves.
+    app.monitor = PrometheusMonitor(metrics=metrics.faust_metrics())
+
+    @app.timer(interval=settings.lag_interval)
+    async def _consumer_lag() -> None:
+        """matrixwatch_consumer_lag: end offset − position, per assigned partition."""
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            try:
+                end = consumer.highwater(tp)
+                pos = await consumer.position(tp)
+            except Exception:  # not fetched yet, or mid-rebalance
+                continue
+            if end is not None and pos is not None:
+                metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(end - pos, 0))
+
     t = settings.topic
     topics: dict[str, Any] = {
         "raw": app.topic(t("raw"), key_type=bytes, value_type=bytes,

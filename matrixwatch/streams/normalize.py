@@ -637,6 +637,13 @@ def _normalize(
 ) -> Event:
     if not isinstance(obj, dict):
         raise InvalidInput("not an object")
+    if "account_id" in obj and "owner_id" in obj and "kind" in obj and "platform" in obj:
+        # An already-normalized event (RSS/web, WeChat via a bridge, partner pushes):
+        # validated, not re-derived. Imported here: normalized.py imports this module.
+        from matrixwatch.streams.normalized import event_from_dict
+
+        return event_from_dict(obj, collected_at=_collection_time(collected_at)[0],
+                               max_text_bytes=limit)
     if "mblog" in obj and "user" not in obj:  # m.weibo.cn card wrapper {"card_type": 9, ...}
         obj = obj["mblog"]
         if not isinstance(obj, dict):

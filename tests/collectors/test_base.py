@@ -18,9 +18,9 @@ from matrixwatch.collectors.base import (
     RetryableError,
 )
 from matrixwatch.collectors.cursors import CursorStore
-from matrixwatch.collectors.events import event_from_dict, is_normalized
 from matrixwatch.collectors.http import _retry_after, is_login_url
 from matrixwatch.streams.normalize import InvalidInput
+from matrixwatch.streams.normalized import event_from_dict, is_normalized
 
 
 def test_headers_match_the_worker() -> None:

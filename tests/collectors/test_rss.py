@@ -6,8 +6,8 @@ from pathlib import Path
 
 from matrixwatch.collectors.base import MemorySink
 from matrixwatch.collectors.cursors import CursorStore
-from matrixwatch.collectors.events import event_from_dict
 from matrixwatch.collectors.rss import FeedSpec, RssCollector, load_feeds
+from matrixwatch.streams.normalized import event_from_dict
 from tests.collectors.conftest import make_settings
 from tests.collectors.fakeweibo import FIXTURES, FakeWeibo
 

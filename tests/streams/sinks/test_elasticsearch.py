@@ -2,10 +2,11 @@
 
 Three ways in, from most to least faithful to a recording:
 
-* ``tests/data/es/*.json`` are recorded request/response pairs of ES 9 (bulk with 409,
-  429 and 503, a mapping rejection, re-installing templates). ``ReplayES`` serves them in
-  order and checks that the sink sends what the recording expects (a JSON subset per
-  NDJSON line), so the tests pin both what we send and how we read ES's answers.
+* ``tests/data/es/*.json`` are ES 9 request/response pairs (bulk with 409, 429 and 503,
+  a mapping rejection, re-installing templates), written from ES's documented answers.
+  ``ReplayES`` serves them in order and checks that the sink sends what the recording
+  expects (a JSON subset per NDJSON line), so the tests pin both what we send and how we
+  read ES's answers. With ``ES_URL`` the same actions run against the real cluster.
 * ``FakeES`` is a small stateful loopback ES (templates, aliases, create/index, scroll,
   fault injection) for behaviour: routing, idempotence, back-pressure, and an outage.
 * With ``ES_URL`` set (docker compose), the same behaviour tests and the recordings that

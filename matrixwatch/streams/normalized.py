@@ -5,7 +5,7 @@ enter as normalized events (DESIGN.md, "Normalized event"). :func:`event_from_di
 is the gate: it accepts exactly the :class:`~matrixwatch.streams.records.Event` fields,
 checks types, ids, kinds and timestamps (ISO-8601 *with* offset), and raises
 :class:`~matrixwatch.streams.normalize.InvalidInput` with a short reason otherwise.
-It is pure and self-contained so that ``normalize.py`` can call (or absorb) it.
+``normalize.py`` calls it for any object that already has the normalized fields.
 """
 
 from __future__ import annotations
