@@ -8,6 +8,7 @@ not match the changelog topics Faust creates and would crash table agents.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -136,3 +138,58 @@ def broker_for(kafka_url: str | None, log_path: Path | None = None) -> Iterator[
         return
     with EmbeddedBroker(log_path=log_path) as b:
         yield b.url
+
+
+def true_end_offsets(bootstrap: str, reported: dict[Any, int]) -> dict[Any, int]:
+    """End offsets corrected by reading the last record batch of each partition.
+
+    Tansu reports a partition's end as the *base* offset of its last record batch + 1
+    (measured: three 10-record batches give 1, 11, 21). A reader that trusts it stops
+    short. Fetching from the reported end - 1 returns that whole batch, whose last
+    offset + 1 is the true end. On a broker that reports correctly this changes nothing.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    probe = {tp: e for tp, e in reported.items() if e and e > 0}
+    if not probe:
+        return dict(reported)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             client_id="matrixwatch-endprobe")
+    try:
+        kps = {TopicPartition(tp.topic, tp.partition): tp for tp in probe}
+        consumer.assign(list(kps))
+        for kp, tp in kps.items():
+            consumer.seek(kp, probe[tp] - 1)
+        out = dict(reported)
+        for _ in range(20):
+            got = consumer.poll(timeout_ms=300)
+            if not got:
+                break
+            for kp, records in got.items():
+                tp = kps[kp]
+                out[tp] = max(out[tp], max(r.offset for r in records) + 1)
+        return out
+    finally:
+        consumer.close()
+
+
+def patch_faust_highwaters(bootstrap: str) -> None:
+    """Make Faust's table recovery read changelogs to their true end (see above).
+
+    Faust recovers a table by reading its changelog up to the partition's highwater;
+    with Tansu's short highwater it would drop the last writes of every partition, and
+    a restarted worker would forget open linkage tasks and fired alerts.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    if getattr(AIOKafkaConsumerThread, "_mw_patched", False):
+        return
+    original = AIOKafkaConsumerThread._highwaters
+
+    async def _highwaters(self: Any, partitions: list[Any]) -> Any:
+        reported = dict(await original(self, partitions))
+        return await asyncio.get_running_loop().run_in_executor(
+            None, true_end_offsets, bootstrap, reported)
+
+    AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]
+    AIOKafkaConsumerThread._mw_patched = True  # type: ignore[attr-defined]

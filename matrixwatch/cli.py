@@ -149,6 +149,7 @@ SUBAPPS = (
     ("matrixwatch.collectors.cli", "collect", "One-off collection runs per source."),
     ("matrixwatch.collectors.registry_cli", "registry", "Import and validate registries."),
     ("matrixwatch.reports.cli", "report", "Linkage and matrix reports."),
+    ("matrixwatch.reports.scheduler_cli", "scheduler", "Scheduled reports (APScheduler)."),
 )
 
 

@@ -76,6 +76,13 @@ def run_main(settings: Settings, *, rate: float, duration: float = 0.0) -> int:
     stop = {"flag": False}
     signal.signal(signal.SIGINT, lambda *_: stop.update(flag=True))
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from matrixwatch.reports.linkage_jobs import add_jobs
+
+    scheduler = BackgroundScheduler(timezone=SHANGHAI)
+    add_jobs(scheduler, settings)  # daily and weekly linkage reports
+    scheduler.start()
     with broker_for(settings.kafka_url, settings.data_dir / "broker.log") as url:
         prepare_topics(settings, url)
         with running_worker(settings, url, settings.data_dir / "worker.log") as worker:
@@ -107,4 +114,5 @@ def run_main(settings: Settings, *, rate: float, duration: float = 0.0) -> int:
             feeder.close()
             store.close_sync()
             close_probes()
+    scheduler.shutdown(wait=False)
     return 0

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     broker_session_timeout: float = Field(6.0, description="Consumer session timeout, seconds.")
     broker_heartbeat_interval: float = Field(1.0, description="Heartbeat interval, seconds.")
     broker_commit_interval: float = Field(1.0, description="Offset commit interval, seconds.")
+    producer_linger: float = Field(
+        0.01, description="Seconds the producer waits to batch messages into one request."
+    )
 
     # --- worker ---------------------------------------------------------------------
     web_port: int = Field(6066, description="Faust web port: /metrics and the console.")
@@ -80,6 +83,13 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(
         10.0, description="Wall-clock seconds between checks of time-driven rules "
         "(stale accounts, unanswered questions)."
+    )
+
+    linkage_daily_cron: str = Field(
+        "0 8 * * *", description="Daily linkage report (Asia/Shanghai cron); empty disables."
+    )
+    linkage_weekly_cron: str = Field(
+        "0 8 * * 1", description="Weekly linkage report (Asia/Shanghai cron); empty disables."
     )
 
     # --- stores ---------------------------------------------------------------------

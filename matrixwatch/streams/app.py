@@ -32,6 +32,7 @@ from matrixwatch.alerts.channels import ChannelConfig
 from matrixwatch.alerts.dispatch import DeliveryFailed, Dispatcher, deliver
 from matrixwatch.alerts.engine import RuleEngine
 from matrixwatch.alerts.rules import load_rules
+from matrixwatch.broker import bootstrap_of, patch_faust_highwaters
 from matrixwatch.registry import Registry
 from matrixwatch.settings import Settings
 from matrixwatch.streams.linkage import LinkagePolicy, LinkageTracker
@@ -102,6 +103,7 @@ def create_app(
     if hasattr(store, "attach_registry"):  # ES: names, units and regions on documents
         store.attach_registry(registry)
     broker = settings.kafka_url or "kafka://127.0.0.1:9092"
+    patch_faust_highwaters(bootstrap_of(broker))
     app = faust.App(
         settings.app_id,
         broker=broker,
@@ -119,6 +121,10 @@ def create_app(
         web_bind=settings.web_bind,
         web_host="127.0.0.1",
         producer_max_request_size=4 * 1024 * 1024,
+        # Batch produce requests: with no linger every message is its own request, and
+        # the broker round trip, not CPU, caps throughput (~1.5k msg/s measured on Tansu).
+        producer_linger=settings.producer_linger,
+        producer_max_batch_size=256 * 1024,
         consumer_max_fetch_size=4 * 1024 * 1024,
         table_standby_replicas=0,
         datadir=str(settings.data_dir / "faust"),
@@ -255,15 +261,15 @@ def create_app(
             metrics.EVENTS_OUT.labels(kind=e.kind, platform=e.platform).inc()
             lag = datetime.now(tz=UTC).timestamp() - epoch(e.collected_at)
             metrics.E2E_LATENCY.labels(stage="store").observe(max(lag, 0.0))
-        alerts = apply_rules(scored)
+        alerts, states = apply_rules(scored)
         if final:  # end of a finite input: time-driven rules see the last event time
-            alerts += sweep(owner_clock["max_ts"])
-        for a in alerts:
-            await send_alert(a)
-        for e in scored:
-            key = engine.activity_key(e)
-            if key is not None:
-                await topics["activity"].send(key=key, value=e)
+            more, changes = sweep(owner_clock["max_ts"], states)
+            alerts += more
+            states.update(changes)
+        pending = [await topics["activity"].send(key=key, value=e)
+                   for e in scored if (key := engine.activity_key(e)) is not None]
+        await emit(alerts, pending)
+        persist(owner_table, states)
 
     def owner_fields(e: Event) -> dict[str, str | None]:
         acc = registry.get(e.platform, e.owner_id)
@@ -274,9 +280,10 @@ def create_app(
 
     owner_clock: dict[str, float] = {"max_ts": -math.inf}
 
-    def apply_rules(scored: Iterable[Event]) -> list[Alert]:
+    def apply_rules(scored: Iterable[Event]) -> tuple[list[Alert], dict[str, Any]]:
         """Per owner key, in partition order: the rule engine folds each event into the
-        owner's state (spikes, surges, keywords, questions), one table write per key."""
+        owner's state (spikes, surges, keywords, questions). Returns the alerts and the
+        new states; the caller persists the states only after the alerts are out."""
         alerts: list[Alert] = []
         states: dict[str, Any] = {}
         for e in scored:
@@ -285,33 +292,55 @@ def create_app(
                 states[key] if key in states else owner_table.get(key), e)
             alerts += out
             owner_clock["max_ts"] = max(owner_clock["max_ts"], e.ts)
-        for key, state in states.items():
-            owner_table[key] = state
-        return alerts
+        return alerts, states
 
-    def sweep(watermark: float) -> list[Alert]:
+    def sweep(watermark: float, overlay: dict[str, Any] | None = None,
+              ) -> tuple[list[Alert], dict[str, Any]]:
         """Time-driven rules (stale accounts, unanswered questions) for every local owner.
 
         Their alerts carry computed event times and ids, so how often this runs changes
-        only how soon they are seen, never what they say.
+        only how soon they are seen, never what they say. ``overlay`` holds states not
+        yet persisted; changed states are returned (None = delete).
         """
         if watermark == -math.inf:
-            return []
+            return [], {}
         alerts: list[Alert] = []
-        for key, state in list(owner_table.items()):
+        changes: dict[str, Any] = {}
+        keys = set(owner_table.keys()) | set(overlay or {})
+        for key in sorted(keys):
+            state = (overlay or {}).get(key, owner_table.get(key))
             new, out = engine.sweep(key, state, watermark)
             if out or new != state:
-                if new is None:
-                    del owner_table[key]
-                else:
-                    owner_table[key] = new
+                changes[key] = new
             alerts += out
-        return alerts
+        return alerts, changes
 
     @app.timer(settings.sweep_interval)
     async def periodic_sweep() -> None:
-        for a in sweep(owner_clock["max_ts"] - settings.allowed_lateness):
-            await send_alert(a)
+        alerts, changes = sweep(owner_clock["max_ts"] - settings.allowed_lateness)
+        await emit(alerts)
+        persist(owner_table, changes)
+
+    async def emit(alerts: list[Alert], pending: list[Any] | None = None) -> None:
+        """Send alerts and wait until the broker has them (and any ``pending`` sends).
+
+        State that records "this fired" is written to its table only after this
+        returns: a worker killed in between then re-fires (deduplicated downstream by
+        the alert id) instead of remembering an alert that never left.
+        """
+        futures = list(pending or [])
+        for a in alerts:
+            futures.append(await send_alert(a))
+        if futures:
+            await asyncio.gather(*futures)
+
+    def persist(table: Any, states: dict[str, Any]) -> None:
+        for key, state in states.items():
+            if state is None:
+                if table.get(key) is not None:
+                    del table[key]
+            else:
+                table[key] = state
 
     @app.agent(topics["activity"])
     async def activity(stream: faust.StreamT[Event]) -> None:
@@ -324,23 +353,20 @@ def create_app(
                 states[key], out = engine.on_author_activity(
                     states[key] if key in states else owner_table.get(key), e)
                 alerts += out
-            for key, state in states.items():
-                owner_table[key] = state
-            for a in alerts:
-                await send_alert(a)
+            await emit(alerts)
+            persist(owner_table, states)
 
     @app.agent(topics["health"])
     async def health(stream: faust.StreamT[CollectorHealth]) -> None:
         async for items in stream.take(batch, within=within):
-            for h in items:
-                for a in engine.on_health(h):
-                    await send_alert(a)
+            await emit([a for h in items for a in engine.on_health(h)])
 
-    async def send_alert(a: Alert) -> None:
+    async def send_alert(a: Alert) -> Any:
+        """Queue one alert (keyed for the dispatcher); returns its delivery future."""
         acc = registry.get(a.platform, a.account_id)
         if acc is not None and a.unit is None:
             a = a.derive(account_name=acc.name, unit=acc.unit, level=acc.level)
-        await topics["alerts"].send(key=Dispatcher.key(a), value=a)
+        return await topics["alerts"].send(key=Dispatcher.key(a), value=a)
 
     # --- linkage ----------------------------------------------------------------------
     # Event-time watermark of this worker's linkage partitions, and a heap of when each
@@ -415,28 +441,25 @@ def create_app(
             if key not in touched:
                 touched[key] = task_table.get(key)
         closed: list[LinkageResult] = []
-        progress: list[Alert] = []
+        alerts: list[Alert] = []
+        states: dict[str, Any] = {}
         for key, box in touched.items():
             if box is not None:
                 for task in box["tasks"].values():
                     if not task["closed"]:
-                        progress += engine.on_linkage_progress(task, watermark)
+                        alerts += engine.on_linkage_progress(task, watermark)
                 closed += tracker.close_due(box, watermark)
                 box = tracker.prune(box, watermark, settings.task_retention)
-            if box is None:
-                schedule(key, None)
-                if task_table.get(key) is not None:
-                    del task_table[key]
-                continue
-            task_table[key] = box
-            schedule(key, next_due(box))
+            states[key] = box
+        # Outputs first, state after: a task marked closed (or a checkpoint marked fired)
+        # in the changelog must never stand for a result that was not written.
         if closed:
             await write(store.write_linkage, closed, "linkage")
-        for a in progress:
-            await send_alert(a)
-        for res in closed:
-            for a in engine.on_linkage_closed(res):
-                await send_alert(a)
+        alerts += [a for res in closed for a in engine.on_linkage_closed(res)]
+        await emit(alerts)
+        persist(task_table, states)
+        for key, box in states.items():
+            schedule(key, next_due(box) if box is not None else None)
         metrics.OPEN_TASKS.set(len(clock["due"]))
 
     # --- alerts and dead letters to the store ----------------------------------------

@@ -1,0 +1,526 @@
+"""The console's aiohttp app: static page, JSON API, server-sent events, access control.
+
+* **Auth.** A token logs in once (``POST /api/login``) and becomes an HttpOnly,
+  SameSite=Strict session cookie; scripts may send ``Authorization: Bearer <token>``
+  instead. Without either, pages redirect to /login and the API answers 401. Tokens are
+  never logged: the access log prints the path without its query string, and the login
+  link carries the token in the URL fragment (``/login#token=…``), which browsers never
+  send to a server.
+* **CSRF.** Cookies are SameSite=Strict and every state change must be a JSON request
+  (a cross-site form cannot send ``application/json`` without a CORS preflight, which this
+  app never grants).
+* **Roles.** Both roles read everything and work alerts; only matrix-manager may upload a
+  registry or read the audit log. Refusals are audited.
+* **Live.** ``/api/stream`` polls the store about once a second for alerts stored after
+  the client's cursor and for workflow changes made by other users, and pushes both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from matrixwatch.dashboards.console.auth import MATRIX_MANAGER, User
+from matrixwatch.dashboards.console.query import FEED_KINDS, SENTIMENTS, AlertFilter
+from matrixwatch.dashboards.console.service import Console, NotFound
+from matrixwatch.dashboards.console.state import ACTIONS, TransitionError
+from matrixwatch.streams.records import LEVELS, epoch
+
+log = logging.getLogger("matrixwatch.console")
+STATIC = Path(__file__).with_name("static")
+COOKIE = "mw_session"
+PUBLIC = frozenset({"/login", "/api/login", "/healthz", "/static/login.js",
+                    "/static/i18n.js", "/static/style.css"})
+CONSOLE: web.AppKey[Console] = web.AppKey("console", Console)
+STOP: web.AppKey[asyncio.Event] = web.AppKey("stop", asyncio.Event)
+FAILS: web.AppKey[dict[str, collections.deque[float]]] = web.AppKey("fails", dict)
+MAX_FAILS_PER_MINUTE = 10
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Method, path (never the query string), status, user, seconds."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        user = request.get("user")
+        self.logger.info("%s %s %s %s %.3fs", request.method, request.path, response.status,
+                         user.name if isinstance(user, User) else "-", time)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status,
+                             dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return _json({"error": code, "message": message}, status=status)
+
+
+async def _run(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, **kw)
+
+
+def _remote(request: web.Request) -> str:
+    return request.remote or "-"
+
+
+def _user(request: web.Request) -> User:
+    user = request["user"]
+    assert isinstance(user, User)
+    return user
+
+
+async def _audit(request: web.Request, action: str, target: str | None = None,
+                 detail: dict[str, Any] | None = None) -> None:
+    user = request.get("user")
+    name, role = (user.name, user.role) if isinstance(user, User) else (None, None)
+    await _run(request.app[CONSOLE].state.audit, name, role, action, target, detail,
+               _remote(request))
+
+
+# --- middleware ---------------------------------------------------------------------------
+def _bearer(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    return auth[7:].strip() if auth.startswith("Bearer ") else None
+
+
+async def _identify(request: web.Request) -> User | None:
+    console = request.app[CONSOLE]
+    token = _bearer(request)
+    if token:
+        return await _run(console.users.authenticate, token)
+    name = await _run(console.state.session_user, request.cookies.get(COOKIE))
+    return console.users.get(name) if name else None
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    if path in PUBLIC:
+        return await handler(request)
+    user = await _identify(request)
+    if user is None:
+        if path.startswith("/api/"):
+            return _error(401, "unauthorized", "login required")
+        raise web.HTTPFound("/login")
+    request["user"] = user
+    if request.method in ("POST", "PUT", "DELETE", "PATCH") and \
+            request.content_type != "application/json":
+        return _error(415, "json_required", "state changes must be JSON requests")
+    return await handler(request)
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resp = await handler(request)
+    resp.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path.startswith("/api/") or request.path in ("/", "/login"):
+        resp.headers.setdefault("Cache-Control", "no-store")
+    return resp
+
+
+def require_manager(handler: Handler) -> Handler:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        user = _user(request)
+        if user.role != MATRIX_MANAGER:
+            await _audit(request, "forbidden", request.path, {"method": request.method})
+            return _error(403, "forbidden", "matrix-manager role required")
+        return await handler(request)
+
+    return wrapped
+
+
+# --- params -------------------------------------------------------------------------------
+def _opt(request: web.Request, name: str, allowed: tuple[str, ...] | None = None
+         ) -> str | None:
+    v = request.query.get(name, "").strip()
+    if not v or v == "all":
+        return None
+    if allowed is not None and v not in allowed:
+        raise web.HTTPBadRequest(text=json.dumps({"error": "bad_param", "message": name}),
+                                 content_type="application/json")
+    return v
+
+
+def _num(request: web.Request, name: str, default: float, lo: float, hi: float) -> float:
+    try:
+        v = float(request.query.get(name, default))
+    except ValueError:
+        v = default
+    return min(max(v, lo), hi)
+
+
+def _time(request: web.Request, name: str) -> float | None:
+    v = request.query.get(name)
+    if not v:
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        try:
+            return epoch(v)
+        except ValueError:
+            return None
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text='{"error":"bad_json"}',
+                                 content_type="application/json") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text='{"error":"bad_json"}', content_type="application/json")
+    return data
+
+
+# --- pages --------------------------------------------------------------------------------
+async def index(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "login.html")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json({"ok": True})
+
+
+# --- session ------------------------------------------------------------------------------
+async def login(request: web.Request) -> web.Response:
+    console = request.app[CONSOLE]
+    remote = _remote(request)
+    fails = request.app[FAILS].setdefault(remote, collections.deque())
+    now = time.monotonic()
+    while fails and now - fails[0] > 60:
+        fails.popleft()
+    if len(fails) >= MAX_FAILS_PER_MINUTE:
+        return _error(429, "too_many_attempts", "too many failed logins, wait a minute")
+    try:
+        data = await request.json()
+        token = str(data.get("token") or "") if isinstance(data, dict) else ""
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        token = ""
+    user = await _run(console.users.authenticate, token) if token else None
+    if user is None:
+        fails.append(now)
+        await _run(console.state.audit, None, None, "login_failed", None, None, remote)
+        return _error(401, "bad_token", "unknown token")
+    sid = await _run(console.state.create_session, user.name)
+    request["user"] = user
+    await _audit(request, "login")
+    resp = _json({"user": user.public()})
+    resp.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/",
+                    secure=console.cs.secure_cookie, max_age=int(console.cs.session_ttl))
+    return resp
+
+
+async def logout(request: web.Request) -> web.Response:
+    await _run(request.app[CONSOLE].state.end_session, request.cookies.get(COOKIE))
+    await _audit(request, "logout")
+    resp = _json({"ok": True})
+    resp.del_cookie(COOKIE, path="/")
+    return resp
+
+
+async def me(request: web.Request) -> web.Response:
+    return _json({"user": _user(request).public()})
+
+
+async def meta(request: web.Request) -> web.Response:
+    data = await _run(request.app[CONSOLE].meta)
+    return _json({**data, "user": _user(request).public()})
+
+
+# --- alerts -------------------------------------------------------------------------------
+async def alerts(request: web.Request) -> web.Response:
+    f = AlertFilter(severity=_opt(request, "severity"), rule=_opt(request, "rule"),
+                    account=_opt(request, "account"), before=_time(request, "before"),
+                    limit=int(_num(request, "limit", 100, 1, 500)))
+    status = _opt(request, "status", ("open", "new", "acknowledged", "closed"))
+    return _json(await _run(request.app[CONSOLE].alert_list, f, status))
+
+
+async def alert_detail(request: web.Request) -> web.Response:
+    try:
+        return _json(await _run(request.app[CONSOLE].alert_detail,
+                                request.match_info["alert_id"]))
+    except NotFound:
+        return _error(404, "not_found", "no such alert")
+
+
+async def alert_action(request: web.Request) -> web.Response:
+    alert_id = request.match_info["alert_id"]
+    body = await _body(request)
+    action = str(body.get("action", ""))
+    if action not in ACTIONS:
+        return _error(400, "bad_action", f"action must be one of {', '.join(ACTIONS)}")
+    assignee = body.get("assignee")
+    note = body.get("note")
+    user = _user(request)
+    try:
+        out = await _run(request.app[CONSOLE].act, alert_id, user.name, action,
+                         assignee=str(assignee) if assignee else None,
+                         note=str(note) if note else None)
+    except NotFound:
+        return _error(404, "not_found", "no such alert")
+    except TransitionError as e:
+        return _error(409, "conflict", str(e))
+    await _audit(request, f"alert.{action}", alert_id,
+                 {"assignee": assignee} if action == "assign" else None)
+    return _json(out)
+
+
+async def users(request: web.Request) -> web.Response:
+    return _json({"users": [u.public() for u in request.app[CONSOLE].users.all()]})
+
+
+async def handover(request: web.Request) -> web.Response:
+    data = await _run(request.app[CONSOLE].handover, _time(request, "since"),
+                      _time(request, "until"))
+    return _json(data)
+
+
+async def handover_note(request: web.Request) -> web.Response:
+    text = str((await _body(request)).get("text", "")).strip()
+    if not text:
+        return _error(400, "empty", "a hand-over note needs text")
+    await _run(request.app[CONSOLE].state.add_handover_note, _user(request).name, text)
+    await _audit(request, "handover.note")
+    return _json({"ok": True})
+
+
+# --- live stream --------------------------------------------------------------------------
+async def stream(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: ``alert`` for each newly stored alert, ``state`` for workflow
+    changes (by anyone), a comment line every 15 s to keep proxies from closing it."""
+    console = request.app[CONSOLE]
+    stop = request.app[STOP]
+    cursor = request.query.get("cursor") or await _run(console.queries.alert_cursor)
+    history = await _run(console.state.history_head)
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                       "Cache-Control": "no-store",
+                                       "X-Accel-Buffering": "no"})
+    await resp.prepare(request)
+    seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+    last_ping = time.monotonic()
+    await resp.write(b"retry: 2000\nevent: hello\ndata: {}\n\n")
+    try:
+        while not stop.is_set():
+            fresh, cursor = await _run(console.queries.alerts_after, cursor)
+            fresh = [a for a in fresh if a["id"] not in seen]
+            for a in fresh:
+                seen[a["id"]] = None
+                while len(seen) > 5000:
+                    seen.popitem(last=False)
+            if fresh:
+                for a in await _run(console.decorate_many, fresh):
+                    await _send(resp, "alert", {**a, "cursor": cursor})
+            changed, history = await _run(console.state.changed_after, history)
+            if changed:
+                states = await _run(console.state.states, changed)
+                await _send(resp, "state", {"states": {
+                    i: s.asdict() for i, s in states.items()}})
+            if time.monotonic() - last_ping > 15:
+                await resp.write(b": ping\n\n")
+                last_ping = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), console.cs.poll_interval)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    return resp
+
+
+async def _send(resp: web.StreamResponse, event: str, data: Any) -> None:
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    await resp.write(f"event: {event}\ndata: {payload}\n\n".encode())
+
+
+# --- feed, board, charts ------------------------------------------------------------------
+async def feed(request: web.Request) -> web.Response:
+    console = request.app[CONSOLE]
+    data = await _run(
+        console.feed, sentiment=_opt(request, "sentiment", SENTIMENTS),
+        platform=_opt(request, "platform"), kind=_opt(request, "kind", FEED_KINDS),
+        level=_opt(request, "level", LEVELS), unit=_opt(request, "unit"),
+        account=_opt(request, "account"), q=(_opt(request, "q") or None),
+        before=_time(request, "before"), limit=int(_num(request, "limit", 50, 1, 200)))
+    return _json(data)
+
+
+async def matrix_board(request: web.Request) -> web.Response:
+    return _json(await _run(request.app[CONSOLE].board, _num(request, "days", 7, 1, 90)))
+
+
+async def series(request: web.Request) -> web.Response:
+    account, unit = _opt(request, "account"), _opt(request, "unit")
+    if not (account or unit):
+        return _error(400, "bad_param", "account or unit is required")
+    return _json(await _run(request.app[CONSOLE].series, account=account, unit=unit,
+                            platform=_opt(request, "platform"),
+                            days=_num(request, "days", 1, 0.05, 90)))
+
+
+async def linkage_rates(request: web.Request) -> web.Response:
+    superior = _opt(request, "superior")
+    if not superior:
+        return _error(400, "bad_param", "superior is required")
+    return _json(await _run(request.app[CONSOLE].linkage_rates, superior=superior,
+                            platform=_opt(request, "platform") or "weibo",
+                            days=_num(request, "days", 30, 1, 365)))
+
+
+# --- manager only -------------------------------------------------------------------------
+@require_manager
+async def audit_log(request: web.Request) -> web.Response:
+    before = request.query.get("before")
+    rows = await _run(request.app[CONSOLE].state.audit_log,
+                      int(_num(request, "limit", 200, 1, 1000)),
+                      int(before) if before and before.isdigit() else None)
+    return _json({"audit": rows})
+
+
+@require_manager
+async def registry_validate(request: web.Request) -> web.Response:
+    text = str((await _body(request)).get("yaml", ""))
+    _, report = Console.validate_registry(text)
+    await _audit(request, "registry.validate", None, {"ok": report["ok"]})
+    return _json(report, status=200 if report["ok"] else 422)
+
+
+@require_manager
+async def registry_upload(request: web.Request) -> web.Response:
+    text = str((await _body(request)).get("yaml", ""))
+    try:
+        report = await _run(request.app[CONSOLE].replace_registry, text)
+    except PermissionError as e:
+        return _error(409, "no_registry_file", str(e))
+    await _audit(request, "registry.upload", report.get("written"),
+                 {"ok": report["ok"], "accounts": report.get("accounts")})
+    return _json(report, status=200 if report["ok"] else 422)
+
+
+# --- the app ------------------------------------------------------------------------------
+def create_app(console: Console) -> web.Application:
+    app = web.Application(middlewares=[headers_middleware, auth_middleware],
+                          client_max_size=8 * 1024 * 1024)
+    app[CONSOLE] = console
+    app[FAILS] = {}
+
+    async def on_startup(app: web.Application) -> None:
+        app[STOP] = asyncio.Event()
+
+    async def on_shutdown(app: web.Application) -> None:
+        app[STOP].set()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    r = app.router
+    r.add_get("/", index)
+    r.add_get("/login", login_page)
+    r.add_get("/healthz", healthz)
+    r.add_post("/api/login", login)
+    r.add_post("/api/logout", logout)
+    r.add_get("/api/me", me)
+    r.add_get("/api/meta", meta)
+    r.add_get("/api/users", users)
+    r.add_get("/api/alerts", alerts)
+    r.add_get("/api/alerts/{alert_id}", alert_detail)
+    r.add_post("/api/alerts/{alert_id}/actions", alert_action)
+    r.add_get("/api/handover", handover)
+    r.add_post("/api/handover/notes", handover_note)
+    r.add_get("/api/stream", stream)
+    r.add_get("/api/feed", feed)
+    r.add_get("/api/board", matrix_board)
+    r.add_get("/api/series", series)
+    r.add_get("/api/linkage-rates", linkage_rates)
+    r.add_get("/api/audit", audit_log)
+    r.add_post("/api/registry/validate", registry_validate)
+    r.add_put("/api/registry", registry_upload)
+    r.add_static("/static", STATIC, follow_symlinks=False)
+    return app
+
+
+async def serve(console: Console, host: str, port: int,
+                ready: Callable[[int], None] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set (or forever); ``ready`` gets the bound port."""
+    app = create_app(console)
+    runner = web.AppRunner(app, access_log_class=AccessLogger, access_log=log,
+                           shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = port
+    server = getattr(site, "_server", None)
+    if server is not None and server.sockets:
+        bound = int(server.sockets[0].getsockname()[1])
+    if ready:
+        ready(bound)
+    try:
+        await (stop.wait() if stop is not None else asyncio.Event().wait())
+    finally:
+        await runner.cleanup()
+
+
+class ServerThread:
+    """The console in a background thread with its own loop (tests, embedding)."""
+
+    def __init__(self, console: Console, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.console, self.host, self.port = console, host, port
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="mw-console", daemon=True)
+        self.error: BaseException | None = None
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._stop = asyncio.Event()
+
+        def ready(port: int) -> None:
+            self.port = port
+            self._ready.set()
+
+        try:
+            loop.run_until_complete(serve(self.console, self.host, self.port, ready,
+                                          self._stop))
+        except BaseException as e:  # surfaced by start()
+            self.error = e
+            self._ready.set()
+        finally:
+            loop.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> ServerThread:
+        self._thread.start()
+        if not self._ready.wait(timeout) or self.error is not None:
+            raise RuntimeError(f"console did not start: {self.error!r}")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(10)

@@ -1,0 +1,227 @@
+"""A ReplaySession-like harness for fault tests: one embedded broker, any number of
+workers on the same consumer group, a feeder and one fresh SQLite store.
+
+``ReplaySession`` owns exactly one worker; the fault tests need several (to watch a
+killed member's partitions move), per-worker environments (secrets, an ES URL) and
+direct access to the group's assignment, so they get their own small harness built
+from the same pieces (``WorkerProcess``, ``Feeder``, ``wait_drained``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from matrixwatch.broker import EmbeddedBroker
+from matrixwatch.pipeline import (
+    Feeder,
+    WorkerProcess,
+    close_probes,
+    pipeline_topics,
+    prepare_topics,
+    wait_drained,
+)
+from matrixwatch.settings import Settings
+from matrixwatch.streams.app import END_OF_INPUT
+
+AS_OF = "2026-12-31T00:00:00+08:00"
+
+# Variables that would point a worker at something other than this harness's broker
+# and store, or enable outbound notifications: never inherited from the caller's env.
+_SCRUBBED = ("MW_ES_URL", "MW_ES_USERNAME", "MW_ES_PASSWORD", "MW_ALERT_CHANNELS",
+             "MW_KAFKA_URL", "MW_RULES_DIR", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+             "http_proxy", "https_proxy", "all_proxy")
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, what: str, poll: float = 0.2) -> float:
+    """Poll ``cond`` until true; return the seconds it took, or fail naming ``what``."""
+    started = time.monotonic()
+    while not cond():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{what}: not within {timeout:.0f}s")
+        time.sleep(poll)
+    return time.monotonic() - started
+
+
+def read_log(path: Path, start: int = 0) -> str:
+    """A log file from byte ``start`` on ("" if it does not exist yet)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            return fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+_ASSIGNED = "Setting newly assigned partitions"
+_ROW = re.compile(r"^\|\s*(\S+)\s*\|\s*\{([^}]*)\}\s*\|", re.M)
+
+
+def _partitions(spec: str) -> set[int]:
+    """Faust's compact partition sets: "0-3", "0, 2", "1-2, 5"."""
+    out: set[int] = set()
+    for part in spec.replace(" ", "").split(","):
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            out.update(range(int(lo), int(hi) + 1))
+        elif part:
+            out.add(int(part))
+    return out
+
+
+def last_assignment(log: str, topics: set[str]) -> set[tuple[str, int]]:
+    """The partitions of ``topics`` in the last assignment table of a Faust worker log."""
+    at = log.rfind(_ASSIGNED)
+    if at < 0:
+        return set()
+    table = log[at:]
+    end = table.find("for group")
+    table = table[: end if end >= 0 else len(table)]
+    return {(t, p) for t, spec in _ROW.findall(table) if t in topics for p in _partitions(spec)}
+
+
+class Cluster:
+    """Broker + workers (one group) + feeder + store, all under ``root``."""
+
+    def __init__(self, root: Path, registry: Path, *, partitions: int = 4,
+                 env: dict[str, str] | None = None, **settings: Any) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.store_path = root / "store.sqlite"
+        self.settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            partitions=partitions, registry=registry, sqlite_path=self.store_path,
+            es_url=None, kafka_url=None, data_dir=root / "work", **settings,
+        )
+        self.env = dict(env or {})
+        self.workers: dict[str, WorkerProcess] = {}
+        self.lines = 0
+        self._saved_env: dict[str, str] = {}
+        self._log_start: dict[str, int] = {}  # a restarted worker appends to its log
+
+    # --- lifecycle ----------------------------------------------------------------
+    def __enter__(self) -> Cluster:
+        for k in _SCRUBBED:  # WorkerProcess copies os.environ: keep the workers hermetic
+            if k in os.environ:
+                self._saved_env[k] = os.environ.pop(k)
+        self.broker = EmbeddedBroker(log_path=self.root / "broker.log").start()
+        self.url = self.broker.url
+        prepare_topics(self.settings, self.url)
+        self.feeder = Feeder(self.settings, self.url)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            with contextlib.suppress(Exception):
+                self.feeder.close()
+            for w in self.workers.values():
+                w.stop(timeout=20)
+            close_probes()
+        finally:
+            self.broker.stop()
+            os.environ.update(self._saved_env)
+
+    def start_worker(self, name: str, **env: str) -> WorkerProcess:
+        """A worker with its own Faust data dir and log file, on the shared group."""
+        data_dir = self.root / "work" / name
+        data_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.root / f"{name}.log"
+        self._log_start[name] = log_path.stat().st_size if log_path.exists() else 0
+        w = WorkerProcess.start(self.settings, self.url, log_path,
+                                MW_DATA_DIR=str(data_dir),
+                                **{**self.env, **env})
+        self.workers[name] = w
+        return w
+
+    def live(self) -> list[WorkerProcess]:
+        return [w for w in self.workers.values() if w.alive()]
+
+    def log(self, name: str) -> str:
+        """What the current process named ``name`` has logged so far."""
+        return read_log(self.workers[name].log_path, self._log_start.get(name, 0))
+
+    def wait_ready(self, name: str, timeout: float = 60.0) -> float:
+        """Seconds until the worker logged Faust's "Worker ready" (assignment done)."""
+        w = self.workers[name]
+
+        def ready() -> bool:
+            if not w.alive():
+                raise RuntimeError(f"worker {name} exited:\n{w.tail()}")
+            return "[^Worker]: Ready" in self.log(name)
+
+        return wait_for(ready, timeout, f"worker {name} ready")
+
+    # --- input ----------------------------------------------------------------------
+    def feed(self, lines: Iterable[bytes], as_of: str = AS_OF) -> int:
+        n = 0
+        for line in lines:
+            self.feeder.send_raw(line, as_of=as_of, replay=True)
+            n += 1
+        self.feeder.flush()
+        self.lines += n
+        return n
+
+    def drain(self, timeout: float = 300.0) -> float:
+        started = time.monotonic()
+        try:
+            wait_drained(self.settings, self.url, lambda: bool(self.live()), timeout=timeout)
+        except (RuntimeError, TimeoutError) as e:
+            tails = "\n".join(f"--- {n} ---\n{w.tail(40)}" for n, w in self.workers.items())
+            raise RuntimeError(f"{e}\n{tails}") from e
+        return time.monotonic() - started
+
+    def finish(self, timeout: float = 300.0) -> None:
+        """Drain, close every linkage task with the end-of-input watermark, drain again."""
+        self.drain(timeout)
+        self.feeder.punctuate(END_OF_INPUT)
+        self.drain(timeout)
+
+    # --- the group and the store ------------------------------------------------------
+    def members(self) -> list[str]:
+        """Member ids the broker currently lists in the group (DescribeGroups).
+
+        Tansu answers DescribeGroups with the members but an empty assignment, so who
+        owns what is read from the workers' own logs (:meth:`assigned`).
+        """
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.broker.bootstrap,
+                                 client_id="mw-fault-probe")
+        # Tansu sets authorized-operation bits kafka-python has no enum for.
+        admin._process_acl_operations = lambda obj: obj  # type: ignore[method-assign]
+        try:
+            groups = admin.describe_groups([self.settings.app_id])
+        finally:
+            admin.close()
+        return [m["member_id"] for g in groups.values() for m in g.get("members") or []]
+
+    def assigned(self, name: str) -> set[tuple[str, int]]:
+        """Pipeline-topic partitions the worker ``name`` last reported as assigned."""
+        return last_assignment(self.log(name), set(pipeline_topics(self.settings)))
+
+    def counts(self) -> dict[str, int]:
+        if not self.store_path.exists():
+            return {"events": 0, "alerts": 0, "linkage": 0, "dead_letters": 0}
+        conn = sqlite3.connect(self.store_path, timeout=30)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            return {t: (conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                        if t in tables else 0)
+                    for t in ("events", "alerts", "linkage", "dead_letters")}
+        finally:
+            conn.close()
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        """Every stored document of ``table`` (events, alerts, linkage, dead_letters)."""
+        conn = sqlite3.connect(self.store_path, timeout=30)
+        try:
+            return [json.loads(d) for (d,) in conn.execute(f"SELECT doc FROM {table}")]
+        finally:
+            conn.close()
