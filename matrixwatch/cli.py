@@ -134,11 +134,15 @@ def simulate(
 def run(
     rate: float = typer.Option(50.0, help="Simulated objects per second (wall clock)."),
     duration: float = typer.Option(0.0, help="Stop after this many seconds (0 = until Ctrl-C)."),
+    console_port: int = typer.Option(8080, "--console-port",
+                                     help="Duty console port on 127.0.0.1 (0: no console)."),
 ) -> None:
-    """The main job: broker (embedded unless MW_KAFKA_URL), worker, simulated feed, live view."""
+    """The main job: broker (embedded unless MW_KAFKA_URL), worker, simulated feed, live view,
+    and the duty console."""
     from matrixwatch.runner import run_main
 
-    raise typer.Exit(run_main(get_settings(), rate=rate, duration=duration))
+    raise typer.Exit(run_main(get_settings(), rate=rate, duration=duration,
+                              console_port=console_port))
 
 
 SUBAPPS = (
@@ -150,6 +154,7 @@ SUBAPPS = (
     ("matrixwatch.collectors.registry_cli", "registry", "Import and validate registries."),
     ("matrixwatch.reports.cli", "report", "Linkage and matrix reports."),
     ("matrixwatch.reports.scheduler_cli", "scheduler", "Scheduled reports (APScheduler)."),
+    ("matrixwatch.dashboards.console.cli", "console", "The duty console (web page)."),
 )
 
 

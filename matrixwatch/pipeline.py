@@ -29,6 +29,7 @@ from matrixwatch.broker import bootstrap_of, ensure_topics, free_port
 from matrixwatch.settings import Settings
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 def worker_env(settings: Settings, kafka_url: str, **extra: str) -> dict[str, str]:
@@ -99,20 +100,25 @@ class WorkerProcess:
 
 
 def owner_key(line: bytes) -> bytes | None:
-    """Partition key for a raw line: the account the object is about.
+    """Partition key for a raw line: the account the object is about, as the worker's
+    tables key it (JSON string ``"platform:owner_id"``).
 
     Everything about one account then travels through one partition in input order,
-    which keeps per-account spike buckets deterministic. Unparseable lines get no key
-    (they only go to the DLQ).
+    which keeps per-account state deterministic, and the worker can fold a raw line
+    into that account's state without a repartition hop. Unparseable lines get no key
+    (they only go to the DLQ); a wrong key only costs a hop, never correctness.
     """
     try:
         obj = orjson.loads(line)
+        if isinstance(obj.get("owner_id"), str) and isinstance(obj.get("platform"), str):
+            return orjson.dumps(f"{obj['platform']}:{obj['owner_id']}")  # normalized event
+        if isinstance(obj.get("mblog"), dict) and "user" not in obj:
+            obj = obj["mblog"]
         for holder in (obj.get("retweeted_status"), obj.get("status"), obj):
             user = holder.get("user") if isinstance(holder, dict) else None
             if isinstance(user, dict) and user.get("id") is not None:
-                return str(user["id"]).encode()
-        mblog = obj.get("mblog")
-        return owner_key(orjson.dumps(mblog)) if isinstance(mblog, dict) else None
+                return orjson.dumps(f"weibo:{user['id']}")
+        return None
     except (orjson.JSONDecodeError, AttributeError, TypeError):
         return None
 
@@ -263,10 +269,17 @@ def wait_drained(
     timeout: float,
     on_lag: Callable[[dict[str, int]], None] | None = None,
     poll: float = 0.5,
+    on_stall: Callable[[], None] | None = None,
+    stall_after: float = 90.0,
 ) -> None:
-    """Block until nothing is left to consume (twice in a row), or raise."""
+    """Block until nothing is left to consume (twice in a row), or raise.
+
+    ``on_stall`` is called when the lag has not moved for ``stall_after`` seconds.
+    """
     deadline = time.monotonic() + timeout
     zero_streak = 0
+    last: dict[str, int] | None = None
+    moved = time.monotonic()
     while True:
         if not worker():
             raise RuntimeError("the worker exited before the input was consumed")
@@ -277,6 +290,11 @@ def wait_drained(
         zero_streak = zero_streak + 1 if idle else 0
         if zero_streak >= 2:
             return
+        if current != last:
+            last, moved = current, time.monotonic()
+        elif on_stall is not None and time.monotonic() - moved > stall_after:
+            on_stall()
+            moved = time.monotonic()
         if time.monotonic() > deadline:
             raise TimeoutError(f"pipeline not drained after {timeout:.0f}s: lag {current}")
         time.sleep(poll)
@@ -365,6 +383,7 @@ class ReplaySession:
         self.settings = settings
         self.notify = progress or (lambda stage, done, total: None)
         self.lines = 0
+        self.stall_restarts = 0  # watchdog restarts (see drain); reported, not hidden
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> ReplaySession:
@@ -403,9 +422,18 @@ class ReplaySession:
         def on_lag(current: dict[str, int]) -> None:
             self.notify("consume", sum(current.values()), None)
 
+        def on_stall() -> None:
+            # Tansu sometimes leaves a group with every partition idle after a member
+            # change (its known gap with rebalances). A fresh member unsticks it; the
+            # idempotent sinks and changelogged state make the restart harmless.
+            self.stall_restarts += 1
+            log.warning("pipeline stalled with lag %s; restarting the worker",
+                        lag(self.settings, self.url))
+            self.restart_worker(kill=False)
+
         try:
-            wait_drained(self.settings, self.url, self.worker.alive, timeout=timeout,
-                         on_lag=on_lag)
+            wait_drained(self.settings, self.url, lambda: self.worker.alive(),
+                         timeout=timeout, on_lag=on_lag, on_stall=on_stall)
         except (RuntimeError, TimeoutError) as e:
             raise RuntimeError(f"{e}\n--- worker log ---\n{self.worker.tail()}") from e
 

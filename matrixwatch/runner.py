@@ -61,8 +61,10 @@ def _view(store: object, produced: int, current_lag: dict[str, int] | None,
                  Panel(neg, title="负面动态"))
 
 
-def run_main(settings: Settings, *, rate: float, duration: float = 0.0) -> int:
+def run_main(settings: Settings, *, rate: float, duration: float = 0.0,
+             console_port: int = 8080) -> int:
     from matrixwatch.collectors.simulator import Simulator, build_matrix, write_registry
+    from matrixwatch.dashboards.console.process import running_console
     from matrixwatch.streams.sinks.sqlite import SQLiteStore
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +87,8 @@ def run_main(settings: Settings, *, rate: float, duration: float = 0.0) -> int:
     scheduler.start()
     with broker_for(settings.kafka_url, settings.data_dir / "broker.log") as url:
         prepare_topics(settings, url)
-        with running_worker(settings, url, settings.data_dir / "worker.log") as worker:
+        with running_worker(settings, url, settings.data_dir / "worker.log") as worker, \
+                running_console(settings, console_port) as console:
             feeder = Feeder(settings, url)
             store = SQLiteStore(settings.store_path)
             sim = Simulator(matrix or build_matrix(), start=datetime.now(tz=SHANGHAI))
@@ -93,6 +96,8 @@ def run_main(settings: Settings, *, rate: float, duration: float = 0.0) -> int:
             produced, started, next_view = 0, time.monotonic(), 0.0
             current_lag: dict[str, int] | None = None
             with Live(refresh_per_second=2, transient=False) as live:
+                if console is not None:  # a new token is shown once, on the first run only
+                    live.console.print(f"值班台 console: {console.login_url or console.url}")
                 while not stop["flag"]:
                     now = time.monotonic()
                     if duration and now - started > duration:

@@ -98,10 +98,7 @@ class Item:
         replay: bool = False,
     ) -> Item:
         line = orjson.dumps(obj)
-        key = owner_key(line)
-        if key is None and isinstance(obj.get("owner_id"), str):  # a normalized event
-            key = obj["owner_id"].encode()
-        return cls(line=line, key=key, as_of=as_of, replay=replay, kind=kind)
+        return cls(line=line, key=owner_key(line), as_of=as_of, replay=replay, kind=kind)
 
     @classmethod
     def raw(cls, line: bytes, *, as_of: str | None = None, replay: bool = False) -> Item:

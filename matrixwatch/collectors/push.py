@@ -14,6 +14,10 @@ Answers (JSON bodies with an ``error`` reason):
   more than ``push_max_items`` objects; 415 unsupported content type;
 * 400 not JSON / not a list / empty; 422 with per-item reasons if any object is
   invalid — then *nothing* of the batch is published, so a retry is safe;
+* 429 with ``Retry-After`` when a client sends faster than ``rate`` requests per second
+  (bursts of ``burst``; one token bucket per client address, checked before the token,
+  so guessing tokens is throttled too) or when ``max_inflight`` requests are already
+  being read and validated (which caps memory at ``max_inflight × max_bytes``);
 * 503 if the sink (Kafka) did not acknowledge: the partner retries;
 * 202 ``{"accepted": n}`` only after every message of the batch is acknowledged by the
   broker (producer acks=all, all delivery futures awaited).
@@ -24,6 +28,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +48,44 @@ SOURCE = "push"
 MAX_REASONS = 50
 _SINK_KEY: web.AppKey[Sink] = web.AppKey("sink", Sink)
 _CFG_KEY: web.AppKey[dict[str, Any]] = web.AppKey("cfg", dict)
+
+
+class RateLimiter:
+    """Token buckets per client: ``rate`` requests per second, ``burst`` back to back.
+
+    At most ``max_clients`` buckets are kept (least recently seen dropped), so a flood
+    of addresses cannot grow memory. The client is the TCP peer address: behind a
+    reverse proxy every request shares the proxy's bucket, which then limits the total.
+    """
+
+    def __init__(self, rate: float, burst: int, *, max_clients: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = max(int(burst), 1)
+        self.max_clients = max_clients
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def acquire(self, client: str) -> float:
+        """0.0 if the request may go ahead, else the seconds until it may."""
+        now = self.clock()
+        tokens, last = self._buckets.pop(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / self.rate
+        self._buckets[client] = (tokens, now)
+        while len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+def _too_many(reason: str, retry_after: float) -> web.Response:
+    resp = _err(429, reason)
+    resp.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return resp
 
 
 def _err(status: int, reason: str, **extra: Any) -> web.Response:
@@ -105,6 +151,21 @@ def validate(objs: list[Any], now: datetime, max_text_bytes: int) -> list[dict[s
 
 async def handle_events(request: web.Request) -> web.Response:
     cfg = request.app[_CFG_KEY]
+    limiter: RateLimiter | None = cfg["limiter"]
+    if limiter is not None:
+        wait = limiter.acquire(request.remote or "unknown")
+        if wait > 0:
+            return _too_many(f"rate limit: {limiter.rate:g} requests/s per client", wait)
+    if cfg["inflight"] >= cfg["max_inflight"]:
+        return _too_many(f"busy: {cfg['max_inflight']} requests in progress", 1.0)
+    cfg["inflight"] += 1
+    try:
+        return await _handle_events(request, cfg)
+    finally:
+        cfg["inflight"] -= 1
+
+
+async def _handle_events(request: web.Request, cfg: dict[str, Any]) -> web.Response:
     sink = request.app[_SINK_KEY]
     token = cfg["token"]
     if not token:
@@ -155,12 +216,18 @@ async def handle_health(request: web.Request) -> web.Response:
 
 
 def make_app(sink: Sink, *, token: str | None, max_bytes: int = 8 * 1024 * 1024,
-             max_items: int = 5000, max_text_bytes: int = 65536) -> web.Application:
+             max_items: int = 5000, max_text_bytes: int = 65536, rate: float | None = 20.0,
+             burst: int = 40, max_inflight: int = 8,
+             clock: Callable[[], float] = time.monotonic) -> web.Application:
+    """The endpoint. ``rate`` (requests/s per client, None = unlimited) with ``burst``,
+    and ``max_inflight`` concurrent requests, bound what one client or a crowd can cost."""
     # client_max_size bounds aiohttp's own buffering; _read_body enforces our limit.
     app = web.Application(client_max_size=max_bytes + 1)
     app[_SINK_KEY] = sink
     app[_CFG_KEY] = {"token": token, "max_bytes": max_bytes, "max_items": max_items,
-                     "max_text_bytes": max_text_bytes}
+                     "max_text_bytes": max_text_bytes, "max_inflight": max(max_inflight, 1),
+                     "inflight": 0,
+                     "limiter": RateLimiter(rate, burst, clock=clock) if rate else None}
     app.router.add_post("/v1/events", handle_events)
     app.router.add_get("/healthz", handle_health)
     return app

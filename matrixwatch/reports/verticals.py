@@ -3,7 +3,8 @@
 Peer groups for the index are (level, vertical): a county police account is compared
 with county-level police accounts, not with the county's 发布 account. The registry has
 no vertical field, so it is derived from the account name and unit by the first matching
-keyword below (order matters: 交警 before 公安, 消防 before 应急). A row of matrix.yaml
+keyword below (order matters: 交警 before 公安, 消防 before 应急; see
+:func:`derive_vertical` for the name/unit precedence). A row of matrix.yaml
 may set ``vertical:`` explicitly, which wins. Accounts matching nothing are ``发布``
 (the 新闻办/人民政府 general accounts).
 
@@ -49,13 +50,26 @@ DEFAULT_VERTICAL = "发布"
 Key = tuple[str, str]
 
 
+def _match(hay: str) -> str | None:
+    for kw, vertical in VERTICAL_KEYWORDS:
+        if kw in hay:
+            return vertical
+    return None
+
+
 def derive_vertical(name: str, unit: str | None) -> str:
-    """Vertical from the name first, then the unit (the name is what the public sees)."""
-    for hay in (name, unit or ""):
-        for kw, vertical in VERTICAL_KEYWORDS:
-            if kw in hay:
-                return vertical
-    return DEFAULT_VERTICAL
+    """Vertical from the name first, then the unit (the name is what the public sees).
+
+    A name ending in 发布 without a vertical keyword is a 发布 account whatever its unit
+    (西湖发布, 高新发布 of a 旅游度假区管委会). "人民政府" is removed before matching: it
+    contains 民政, and every 发布 account's unit has it.
+    """
+    n = _match(name.replace("人民政府", ""))
+    if n is not None:
+        return n
+    if name.endswith("发布"):
+        return DEFAULT_VERTICAL
+    return _match((unit or "").replace("人民政府", "")) or DEFAULT_VERTICAL
 
 
 def vertical_of(acc: Account, extras: Mapping[Key, Mapping[str, Any]] | None = None) -> str:

@@ -2,9 +2,13 @@
 
 Topology (every topic has ``settings.partitions`` partitions)::
 
-    mw-raw (bytes) ──normalize──► mw-events (key platform:owner) ──analyze──► store.events
-          │                   └─► mw-linkage (key platform:root) ──linkage──► store.linkage
-          └──► mw-dlq ──dead_letters──► store.dead_letters      mw-alerts ──alerts──► store.alerts
+    mw-raw (key "platform:owner") ──ingest──► store.events, rule state, mw-alerts
+       │   (a line keyed otherwise is repartitioned: ──► mw-events ──analyze──► same)
+       ├──► mw-linkage (key platform:root | content:platform:superior) ──linkage──►
+       │        store.linkage, mw-alerts
+       ├──► mw-activity (key author) ──activity──► rule state (stale accounts)
+       └──► mw-dlq ──dead_letters──► store.dead_letters
+    mw-health ──health──► mw-alerts (key rule|account) ──alerts──► store.alerts, notifiers
 
 Agents process in batches (``stream.take``): Faust acks a batch only after the body
 returns, so a batch's offsets are committed after its store write. State that must
@@ -24,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
@@ -192,36 +197,60 @@ def create_app(
 
     # --- normalize --------------------------------------------------------------------
     @app.agent(topics["raw"])
-    async def normalize(stream: faust.StreamT[bytes]) -> None:
+    async def ingest(stream: faust.StreamT[bytes]) -> None:
+        """Normalize raw lines; analyze in place the ones already keyed by their owner.
+
+        Collectors and the feeder key raw lines by the owner's table key, so mw-raw is
+        co-partitioned with the owner state and most events skip the mw-events hop.
+        A line keyed otherwise (or not at all) is repartitioned through mw-events.
+        """
+        loop = asyncio.get_running_loop()
         async for events in stream.take_events(batch, within=within):
-            now = datetime.now(tz=UTC)
+            local: list[Event] = []
             for ev in events:
-                raw: bytes = ev.value if isinstance(ev.value, bytes) else bytes(ev.value or b"")
-                source = f"{ev.message.topic}/{ev.message.partition}"
-                metrics.EVENTS_IN.labels(source="raw").inc()
-                if not raw.strip():
+                out = await normalize_one(ev)
+                if out is None:
                     continue
-                headers = read_headers(ev.message.headers)
-                as_of = headers.get(HEADER_AS_OF)
-                try:
-                    collected = datetime.fromisoformat(as_of) if as_of else now
-                    out = normalize_line(
-                        raw, collected_at=collected, max_line_bytes=settings.max_line_bytes,
-                        max_text_bytes=settings.max_text_bytes,
-                    )
-                except InvalidInput as e:
-                    await send_dead_letter(str(e.reason), source, raw, ev.message.offset)
-                    continue
-                except ValueError as e:
-                    await send_dead_letter(f"bad header: {e}", source, raw, ev.message.offset)
-                    continue
-                if headers.get(HEADER_MODE) == "replay":
-                    # An archive carries no collection time; created_at is the honest
-                    # bound, and keeps a replay's output independent of when it ran.
-                    out = out.derive(collected_at=out.created_at)
-                await topics["events"].send(key=f"{out.platform}:{out.owner_id}", value=out)
+                key = f"{out.platform}:{out.owner_id}"
+                if ev.message.key == orjson.dumps(key):
+                    local.append(out)
+                else:
+                    await topics["events"].send(key=key, value=out)
                 for task_key in tracker.route(out):
                     await topics["linkage"].send(key=task_key, value=out)
+            if local:
+                try:
+                    await analyze_batch(loop, local)
+                except Exception as e:  # a bug must not crash the agent: Faust would skip
+                    await quarantine(local, "analyze", e)
+
+    async def normalize_one(ev: Any) -> Event | None:
+        """One raw message → an Event, or None (blank, or dead-lettered with a reason)."""
+        now = datetime.now(tz=UTC)
+        raw: bytes = ev.value if isinstance(ev.value, bytes) else bytes(ev.value or b"")
+        source = f"{ev.message.topic}/{ev.message.partition}"
+        metrics.EVENTS_IN.labels(source="raw").inc()
+        if not raw.strip():
+            return None
+        headers = read_headers(ev.message.headers)
+        as_of = headers.get(HEADER_AS_OF)
+        try:
+            collected = datetime.fromisoformat(as_of) if as_of else now
+            out = normalize_line(
+                raw, collected_at=collected, max_line_bytes=settings.max_line_bytes,
+                max_text_bytes=settings.max_text_bytes,
+            )
+        except InvalidInput as e:
+            await send_dead_letter(str(e.reason), source, raw, ev.message.offset)
+            return None
+        except ValueError as e:
+            await send_dead_letter(f"bad header: {e}", source, raw, ev.message.offset)
+            return None
+        if headers.get(HEADER_MODE) == "replay":
+            # An archive carries no collection time; created_at is the honest
+            # bound, and keeps a replay's output independent of when it ran.
+            out = out.derive(collected_at=out.created_at)
+        return out
 
     async def send_dead_letter(reason: str, source: str, raw: bytes, offset: int | None) -> None:
         head = raw[:DLQ_PAYLOAD_BYTES].decode("utf-8", errors="replace")

@@ -29,7 +29,7 @@ def test_headers_match_the_worker() -> None:
     assert (HEADER_AS_OF, HEADER_MODE) == (app.HEADER_AS_OF, app.HEADER_MODE)
     it = Item.of({"id": "1", "user": {"id": 42}}, as_of="2026-11-21T12:00:00+08:00",
                  replay=True)
-    assert it.key == b"42"
+    assert it.key == b"\"weibo:42\""  # the worker table key (JSON string)
     assert it.headers() == [("mw-as-of", b"2026-11-21T12:00:00+08:00"), ("mw-mode", b"replay")]
 
 

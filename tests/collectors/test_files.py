@@ -41,7 +41,7 @@ def test_weibo_crawler_csv() -> None:
     assert repost.chain == ["某某省发布"] and repost.attitudes_count == 1_000_000
     assert deleted_root.kind == "repost" and deleted_root.owner_id == "9000000001"
     assert deleted_root.root_account_id is None
-    assert all(i.key == b"9000000000" for i in items[1:2]) and items[0].key == b"9000000001"
+    assert items[1].key == b'"weibo:9000000000"' and items[0].key == b'"weibo:9000000001"'
     assert all(i.replay for i in items)
 
 
@@ -66,7 +66,7 @@ def test_jsonl_lines_pass_through_unparsed(tmp_path: Path) -> None:
     p = tmp_path / "in.jsonl"
     p.write_bytes(json.dumps(st, ensure_ascii=False).encode() + b"\n\n{broken\n")
     items = list(file_items(p, as_of="2026-11-22T12:00:00+08:00"))
-    assert len(items) == 2 and items[0].key == b"9000000001" and items[1].key is None
+    assert len(items) == 2 and items[0].key == b"\"weibo:9000000001\"" and items[1].key is None
     assert items[1].line == b"{broken"  # the worker dead-letters it with the reason
     with pytest.raises(InvalidInput):
         normalize_line(items[1].line, collected_at=AS_OF)

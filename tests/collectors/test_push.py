@@ -74,8 +74,10 @@ async def test_auth(endpoint: tuple[str, MemorySink]) -> None:
     assert ok.status_code == 202 and ok.json() == {"accepted": 3}
     assert len(sink.items) == 3
     st, cm, ev = sink.items
-    assert st.key == b"9000000001" and cm.key == b"9000000001"  # comment: the post's author
-    assert ev.key == b"MzAwMDAwMDAwMQ=="
+    # Keys are the worker's table keys: the post's author for the comment too.
+    assert st.key == cm.key == b'"weibo:9000000001"'
+    assert ev.key == b'"wechat:MzAwMDAwMDAwMQ=="'
+
     assert normalize_line(cm.line, collected_at=AS_OF).kind == "comment"
 
 
@@ -219,4 +221,87 @@ async def test_202_means_the_batch_is_on_kafka(tmp_path: Path) -> None:
     assert values == sorted(str(o.get("idstr") or o["id"]) for o in batch)
     assert all("mw-as-of" in h for _, _, h in msgs)
     keys = {k for k, _, _ in msgs}
-    assert keys == {b"9000000001", b"MzAwMDAwMDAwMQ=="}
+    assert keys == {b'"weibo:9000000001"', b'"wechat:MzAwMDAwMDAwMQ=="'}
+
+
+# --------------------------------------------------------------------------- rate limits
+
+
+def test_rate_limiter_buckets_per_client() -> None:
+    """Burst, refill at ``rate``, one bucket per client, bounded number of buckets."""
+    from matrixwatch.collectors.push import RateLimiter
+
+    now = [0.0]
+    lim = RateLimiter(rate=2.0, burst=3, max_clients=2, clock=lambda: now[0])
+    assert [lim.acquire("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert lim.acquire("a") == pytest.approx(0.5)  # empty: next token in 1/rate
+    assert lim.acquire("b") == 0.0  # another client has its own bucket
+    now[0] += 0.5
+    assert lim.acquire("a") == 0.0  # refilled one token
+    lim.acquire("c")
+    assert len(lim._buckets) == 2  # least recently seen ("b") dropped
+
+
+async def test_429_when_a_client_exceeds_its_rate() -> None:
+    sink = MemorySink()
+    now = [100.0]
+    runner, port = await start_server(
+        make_app(sink, token=TOKEN, rate=1.0, burst=2, clock=lambda: now[0]), "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{port}/v1/events"
+    try:
+        async with httpx.AsyncClient() as c:
+            ok = [await c.post(url, json=[native_status(i)], headers=AUTH) for i in range(2)]
+            limited = await c.post(url, json=[native_status(9)], headers=AUTH)
+            guess = await c.post(url, json=[native_status(9)],
+                                 headers={"Authorization": "Bearer guess"})
+            now[0] += 1.0
+            again = await c.post(url, json=[native_status(3)], headers=AUTH)
+            health = await c.get(f"http://127.0.0.1:{port}/healthz")
+    finally:
+        await runner.cleanup()
+    assert [r.status_code for r in ok] == [202, 202]
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "1"
+    assert "rate limit" in limited.json()["error"]
+    assert guess.status_code == 429  # checked before the token: guessing is throttled too
+    assert again.status_code == 202
+    assert health.status_code == 200  # the health check is not limited
+    assert len(sink.items) == 3
+
+
+async def test_429_when_too_many_requests_are_in_flight() -> None:
+    slow = SlowSink(0.5)
+    runner, port = await start_server(make_app(slow, token=TOKEN, max_inflight=1),
+                                      "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{port}/v1/events"
+    try:
+        async with httpx.AsyncClient() as c:
+            first = asyncio.create_task(c.post(url, json=[native_status(1)], headers=AUTH))
+            await asyncio.sleep(0.2)  # the first is waiting for its (slow) sink
+            second = await c.post(url, json=[native_status(2)], headers=AUTH)
+            done = await first
+            third = await c.post(url, json=[native_status(3)], headers=AUTH)
+    finally:
+        await runner.cleanup()
+    assert done.status_code == 202 and third.status_code == 202
+    assert second.status_code == 429 and second.headers["Retry-After"] == "1"
+    assert "in progress" in second.json()["error"]
+
+
+async def test_token_compared_in_constant_time(endpoint: tuple[str, MemorySink]) -> None:
+    """Every bearer token goes through hmac.compare_digest; none through ``==``."""
+    import hmac
+    import inspect
+    from unittest import mock
+
+    from matrixwatch.collectors import push
+
+    url, _ = endpoint
+    with mock.patch.object(push.hmac, "compare_digest", wraps=hmac.compare_digest) as spy:
+        async with httpx.AsyncClient() as c:
+            bad = await c.post(url, json=[native_status()], headers={"Authorization": "Bearer x"})
+            good = await c.post(url, json=[native_status()], headers=AUTH)
+    assert bad.status_code == 401 and good.status_code == 202
+    assert spy.call_count == 2
+    assert {call.args[1] for call in spy.call_args_list} == {TOKEN.encode()}
+    src = inspect.getsource(push)
+    assert "== token" not in src and "token ==" not in src and "!= token" not in src

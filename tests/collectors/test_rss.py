@@ -45,7 +45,8 @@ async def test_web_and_wechat_feeds(tmp_path: Path) -> None:
     assert web_evs[0].url and web_evs[0].kind == "post"
     assert {e.id for e in wx} == {"2650000001_1", "2650000001_2"}
     assert {e.account_id for e in wx} == {"MzAwMDAwMDAwMQ=="}
-    assert all(i.key == e.owner_id.encode() for i, e in zip(sink.items, evs, strict=True))
+    assert all(i.key == f'"{e.platform}:{e.owner_id}"'.encode()
+               for i, e in zip(sink.items, evs, strict=True))
 
 
 async def test_broken_feed_is_reported_others_continue(tmp_path: Path) -> None:

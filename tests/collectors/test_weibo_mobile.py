@@ -62,7 +62,7 @@ async def test_pages_to_the_end_then_only_the_first_page(tmp_path: Path) -> None
     for item in sink.items:
         ev = normalize_line(item.line, collected_at=AS_OF)
         assert ev.kind == "post" and ev.owner_id == str(CITY)
-        assert item.key == str(CITY).encode() and item.as_of
+        assert item.key == f'"weibo:{CITY}"'.encode() and item.as_of
 
 
 async def test_ok0_ends_paging_without_error(tmp_path: Path) -> None:

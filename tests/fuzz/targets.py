@@ -6,7 +6,8 @@ accepts or rejects one input and checks the contract of a reject:
 
 * normalizer: only :class:`InvalidInput`, with a non-empty reason of at most 300
   characters; an accepted input is an :class:`Event` that serializes and has an id,
-  a kind and an ISO time with offset;
+  a kind and an ISO time with offset, and that the rule engine and the linkage tracker
+  then process without raising ("downstream");
 * rule loader: only :class:`RuleError`, whose message is ``file:line: field: message``;
   an accepted rule can be given to the rule engine, which handles an event and a sweep.
 
@@ -37,9 +38,11 @@ from matrixwatch.alerts.rules import (
     TOP_KEYS,
     Rule,
     RuleError,
+    load_rules,
     rule_from_text,
 )
 from matrixwatch.registry import Registry
+from matrixwatch.streams.linkage import LinkagePolicy, LinkageTracker
 from matrixwatch.streams.normalize import InvalidInput, normalize, normalize_line
 from matrixwatch.streams.records import KINDS, LEVELS, Event, parse_iso
 from tests.factories import REGISTRY_YAML
@@ -47,7 +50,7 @@ from tests.factories import REGISTRY_YAML
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTED = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 REGISTRY = Registry.from_dict(yaml.safe_load(REGISTRY_YAML))
-_RULE_ERROR = re.compile(r"^[^\n:]+\.ya?ml:\d+: [^:\n]+: .+", re.S)
+_RULE_ERROR = re.compile(r"^fuzz\.yaml:\d+: .*?: .+", re.S)  # file:line: field: message
 
 
 @dataclass
@@ -78,6 +81,8 @@ def reason_class(reason: str) -> str:
     field's last part and the message's first words.
     """
     m = re.match(r"^[^:]+\.ya?ml:\d+: ([^:]+): (.*)$", reason, re.S)
+    if m and m.group(2).startswith("unknown key"):
+        return "unknown key"
     if m:
         fld = re.sub(r"\[\d+\]", "[]", m.group(1)).split(".")[-1]
         words = " ".join(re.sub(r"['\"].*", "", m.group(2)).split()[:3])
@@ -96,6 +101,40 @@ def _check_event(e: Event) -> None:
     e.dumps()
 
 
+ENGINE = RuleEngine(load_rules(), REGISTRY)
+TRACKER = LinkageTracker(REGISTRY, LinkagePolicy())
+DAY = 86400.0
+
+
+def _downstream(e: Event) -> None:
+    """What the worker does next with an accepted event: the packaged rules (per event,
+    a 30-day sweep), linkage routing, checkpoints and closing. None of it may raise.
+
+    ValueError "... out of range" is a known bug (dates such as 9999-12-31 or year 1 at
+    +14:00 pass the normalizer and break datetime arithmetic downstream): counted as
+    KNOWN BUG here, pinned by strict xfails in tests/faults/test_poison.py.
+    """
+    STATS.inputs["downstream"] += 1
+    try:
+        e = e.derive(sentiment=0.1, sentiment_label="negative")
+        state, _ = ENGINE.on_event(None, e)
+        ENGINE.sweep(f"{e.platform}:{e.owner_id}", state, e.ts + 30 * DAY)
+        for key in TRACKER.route(e):
+            box, _ = TRACKER.apply_changed(None, e, key)
+            if box is None:
+                continue
+            for task in box["tasks"].values():
+                ENGINE.on_linkage_progress(task, e.ts + 2 * DAY)
+            for res in TRACKER.close_due(box, e.ts + 2 * DAY):
+                ENGINE.on_linkage_closed(res)
+    except (ValueError, OverflowError) as exc:
+        if "out of range" not in str(exc):
+            raise
+        STATS.reject("downstream", f"KNOWN BUG, date out of range downstream: {exc}")
+        return
+    STATS.accepted["downstream"] += 1
+
+
 def check_line(line: bytes, gate: str = "normalizer") -> bool:
     """One raw line through ``normalize_line``; True if accepted."""
     STATS.inputs[gate] += 1
@@ -107,6 +146,7 @@ def check_line(line: bytes, gate: str = "normalizer") -> bool:
         STATS.reject(gate, exc.reason)
         return False
     _check_event(e)
+    _downstream(e)
     STATS.accepted[gate] += 1
     return True
 
@@ -121,6 +161,7 @@ def check_object(obj: Any, gate: str = "normalizer") -> bool:
         STATS.reject(gate, exc.reason)
         return False
     _check_event(e)
+    _downstream(e)
     STATS.accepted[gate] += 1
     return True
 
@@ -156,7 +197,10 @@ _ATOMS = ["刚刚", "3分钟前", "昨天 11:59", "今天 08:00", "11-20", "2025
           "2026-11-21T11:00:00+08:00", "2026-11-21T11:00:00", "5000000000000001", "0", "-1",
           "1e309", "9" * 40, "1.2万", "10万+", "<img alt=[哈哈]>", "<a href='/status/1'>全文</a>",
           "//@甲市发布:转发", "\ud800", "\u200b", "\x00", "<script>x</script>", "&#0;",
-          "post", "repost", "comment", "weibo", "WEIBO", ""]
+          "post", "repost", "comment", "weibo", "WEIBO", "",
+          "9100000001", "9100000011", "9100000112",  # registered: the rules' paths
+          "0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00+00:00",
+          "Fri Dec 31 10:00:00 +0800 9999", "Mon Jan 01 00:00:00 +0000 0001"]
 _scalars = (st.none() | st.booleans() | st.integers() | st.integers(-2**70, 2**70)
             | st.floats() | st.text(max_size=40) | st.sampled_from(_ATOMS))
 weiboish = st.recursive(
@@ -236,8 +280,23 @@ objects = mutated_objects() | weiboish
 # --------------------------------------------------------------------------- rule loader
 
 
+def _raised_inside_pyyaml(exc: BaseException) -> bool:
+    """True if the innermost frame of ``exc`` is PyYAML's own code."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and "/yaml/" in tb.tb_frame.f_code.co_filename.replace("\\", "/")
+
+
 def check_rule(text: str, gate: str = "rule_loader") -> bool:
-    """One rule file's text through the loader; True if accepted (and usable)."""
+    """One rule file's text through the loader; True if accepted (and usable).
+
+    Exceptions raised inside PyYAML that the loader lets escape (a control character:
+    ReaderError; a tagged scalar that does not convert, '!!int x': ValueError, KeyError,
+    AttributeError) are a known bug: they should be RuleError. They are counted as
+    "KNOWN BUG", not failed on, so the run keeps looking for new ones; the strict xfails
+    in tests/test_security.py pin the bug until it is fixed.
+    """
     STATS.inputs[gate] += 1
     try:
         rule = rule_from_text(text, "fuzz", file="fuzz.yaml")
@@ -245,6 +304,11 @@ def check_rule(text: str, gate: str = "rule_loader") -> bool:
         msg = str(exc)
         assert _RULE_ERROR.match(msg), f"reject without file:line: field: {msg!r}"
         STATS.reject(gate, msg)
+        return False
+    except Exception as exc:
+        if not _raised_inside_pyyaml(exc):
+            raise
+        STATS.reject(gate, f"KNOWN BUG, escaped the loader: {type(exc).__name__}")
         return False
     _exercise(rule)
     STATS.accepted[gate] += 1
@@ -317,13 +381,13 @@ _clock = st.sampled_from(["23:00", "07:00", "24:00", "00:00", "7:5", "25:00", "1
 
 def _top_value(key: str, rtype: str) -> st.SearchStrategy[Any]:
     if key == "name":
-        return st.sampled_from(["ok_name", "bad name", "x" * 81, "名字", ""]) | _scalars
+        return st.sampled_from(["ok_name", "bad name", "x" * 81, "名字", "", "a.b-c_1"])
     if key in ("description",):
-        return st.text(max_size=20) | _scalars
+        return st.text(max_size=20)
     if key == "enabled":
-        return st.booleans() | _scalars
+        return st.booleans()
     if key == "severity":
-        return _severities | _scalars
+        return _severities
     if key in ("realert", "escalate_after", "escalate_reset"):
         return _durations | st.just(False)
     if key == "filter":
@@ -334,33 +398,35 @@ def _top_value(key: str, rtype: str) -> st.SearchStrategy[Any]:
             "sentiment": st.lists(st.sampled_from(["negative", "neutral", "positive", "x"]),
                                   max_size=2),
             "platforms": _str_lists, "registered_only": st.booleans() | _scalars,
-            "bogus": _scalars}) | _junk
+            "bogus": _scalars})
     if key == "quiet_hours":
         qh = st.fixed_dictionaries({}, optional={
             "start": _clock, "end": _clock, "min_severity": _severities,
             "days": st.lists(st.sampled_from(["mon", "sun", "xyz"]), max_size=3)})
-        return qh | st.lists(qh, max_size=2) | st.none() | st.just(False) | _junk
+        return qh | st.lists(qh, max_size=2) | st.none() | st.just(False)
     if key == "routing":
         route = st.fixed_dictionaries({"channels": _str_lists}, optional={
             "levels": st.lists(st.sampled_from([*LEVELS, "x"]), max_size=2),
             "min_severity": _severities, "severities": st.lists(_severities, max_size=2),
             "lists": _str_lists, "stop": st.booleans() | _scalars, "units": _str_lists})
-        return st.lists(route, max_size=3) | st.none() | _junk
+        return st.lists(route, max_size=3) | st.none()
     if key == "params":
         keys = [*PARAM_SPECS.get(rtype, {}), "bogus_key"]
         return st.dictionaries(st.sampled_from(keys), st.none(), max_size=6).flatmap(
-            lambda d: st.fixed_dictionaries({k: _param_value(k) for k in d})) | _junk
+            lambda d: st.fixed_dictionaries({k: _param_value(k) for k in d}))
     return _junk
 
 
 @st.composite
 def rule_docs(draw: st.DrawFn) -> str:
     """A rule file built from the schema: valid keys with values valid or nearly so."""
-    rtype = draw(st.sampled_from([*RULE_TYPES, *RULE_TYPES, "bogus"]) | _scalars)
+    junk = st.integers(0, 9).map(lambda n: n == 0)  # one value in ten is junk
+    rtype = draw(_scalars) if draw(junk) else draw(st.sampled_from(RULE_TYPES))
     doc: dict[str, Any] = {"type": rtype}
     keys = draw(st.sets(st.sampled_from([k for k in TOP_KEYS if k != "type"]), max_size=8))
     for k in sorted(keys):
-        doc[k] = draw(_top_value(k, rtype if isinstance(rtype, str) else ""))
+        doc[k] = draw(_junk) if draw(junk) else draw(
+            _top_value(k, rtype if isinstance(rtype, str) else ""))
     if draw(st.integers(0, 9)) == 0:
         doc[draw(st.text(min_size=1, max_size=8))] = draw(_scalars)
     return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)

@@ -31,20 +31,29 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from matrixwatch.dashboards.console.auth import MATRIX_MANAGER, User
-from matrixwatch.dashboards.console.query import FEED_KINDS, SENTIMENTS, AlertFilter
-from matrixwatch.dashboards.console.service import Console, NotFound
-from matrixwatch.dashboards.console.state import ACTIONS, TransitionError
+from matrixwatch.dashboards.console.auth import MATRIX_MANAGER, User, Users, UsersError
+from matrixwatch.dashboards.console.query import (
+    FEED_KINDS,
+    SENTIMENTS,
+    AlertFilter,
+    ConsoleQueries,
+    SQLiteQueries,
+)
+from matrixwatch.dashboards.console.service import Console, ConsoleSettings, NotFound
+from matrixwatch.dashboards.console.state import ACTIONS, ConsoleState, TransitionError
+from matrixwatch.settings import Settings
 from matrixwatch.streams.records import LEVELS, epoch
 
 log = logging.getLogger("matrixwatch.console")
 STATIC = Path(__file__).with_name("static")
 COOKIE = "mw_session"
-PUBLIC = frozenset({"/login", "/api/login", "/healthz", "/static/login.js",
+PUBLIC = frozenset({"/login", "/api/login", "/healthz", "/favicon.ico", "/static/login.js",
                     "/static/i18n.js", "/static/style.css"})
 CONSOLE: web.AppKey[Console] = web.AppKey("console", Console)
 STOP: web.AppKey[asyncio.Event] = web.AppKey("stop", asyncio.Event)
 FAILS: web.AppKey[dict[str, collections.deque[float]]] = web.AppKey("fails", dict)
+# aiohttp >= 3.12 wants typed request keys; older ones take a plain string.
+USER: Any = web.RequestKey("user", User) if hasattr(web, "RequestKey") else "user"
 MAX_FAILS_PER_MINUTE = 10
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,7 +63,7 @@ class AccessLogger(AbstractAccessLogger):
     """Method, path (never the query string), status, user, seconds."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        user = request.get("user")
+        user = request.get(USER)
         self.logger.info("%s %s %s %s %.3fs", request.method, request.path, response.status,
                          user.name if isinstance(user, User) else "-", time)
 
@@ -77,14 +86,14 @@ def _remote(request: web.Request) -> str:
 
 
 def _user(request: web.Request) -> User:
-    user = request["user"]
+    user = request[USER]
     assert isinstance(user, User)
     return user
 
 
 async def _audit(request: web.Request, action: str, target: str | None = None,
                  detail: dict[str, Any] | None = None) -> None:
-    user = request.get("user")
+    user = request.get(USER)
     name, role = (user.name, user.role) if isinstance(user, User) else (None, None)
     await _run(request.app[CONSOLE].state.audit, name, role, action, target, detail,
                _remote(request))
@@ -115,7 +124,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if path.startswith("/api/"):
             return _error(401, "unauthorized", "login required")
         raise web.HTTPFound("/login")
-    request["user"] = user
+    request[USER] = user
     if request.method in ("POST", "PUT", "DELETE", "PATCH") and \
             request.content_type != "application/json":
         return _error(415, "json_required", "state changes must be JSON requests")
@@ -204,12 +213,19 @@ async def healthz(request: web.Request) -> web.Response:
     return _json({"ok": True})
 
 
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
 # --- session ------------------------------------------------------------------------------
 async def login(request: web.Request) -> web.Response:
     console = request.app[CONSOLE]
     remote = _remote(request)
-    fails = request.app[FAILS].setdefault(remote, collections.deque())
+    table = request.app[FAILS]
     now = time.monotonic()
+    for addr in [a for a, d in table.items() if not d or now - d[-1] > 60]:
+        del table[addr]  # forget addresses quiet for a minute
+    fails = table.setdefault(remote, collections.deque())
     while fails and now - fails[0] > 60:
         fails.popleft()
     if len(fails) >= MAX_FAILS_PER_MINUTE:
@@ -225,7 +241,7 @@ async def login(request: web.Request) -> web.Response:
         await _run(console.state.audit, None, None, "login_failed", None, None, remote)
         return _error(401, "bad_token", "unknown token")
     sid = await _run(console.state.create_session, user.name)
-    request["user"] = user
+    request[USER] = user
     await _audit(request, "login")
     resp = _json({"user": user.public()})
     resp.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/",
@@ -419,6 +435,28 @@ async def registry_upload(request: web.Request) -> web.Response:
 
 
 # --- the app ------------------------------------------------------------------------------
+def build_console(settings: Settings, users_file: Path | None = None,
+                  csettings: ConsoleSettings | None = None) -> Console:
+    """The Console for these settings: SQLite or ES reads, console.sqlite, users file."""
+    cs = csettings or ConsoleSettings()
+    if users_file is not None:
+        cs = cs.model_copy(update={"users_file": users_file})
+    if cs.users_file is None:
+        raise UsersError("no users: set MW_CONSOLE_USERS_FILE (make one with "
+                         "`matrixwatch console token --name NAME --role ROLE --append FILE`)")
+    users = Users(cs.users_file)
+    queries: ConsoleQueries
+    if settings.es_url:
+        from matrixwatch.dashboards.console.es import ESQueries
+
+        queries = ESQueries.from_settings(settings)
+    else:
+        queries = SQLiteQueries(settings.store_path)
+    state = ConsoleState(cs.db or settings.data_dir / "console.sqlite",
+                         session_ttl=cs.session_ttl)
+    return Console(settings, queries, state, users, cs)
+
+
 def create_app(console: Console) -> web.Application:
     app = web.Application(middlewares=[headers_middleware, auth_middleware],
                           client_max_size=8 * 1024 * 1024)
@@ -437,6 +475,7 @@ def create_app(console: Console) -> web.Application:
     r.add_get("/", index)
     r.add_get("/login", login_page)
     r.add_get("/healthz", healthz)
+    r.add_get("/favicon.ico", favicon)
     r.add_post("/api/login", login)
     r.add_post("/api/logout", logout)
     r.add_get("/api/me", me)
@@ -469,10 +508,7 @@ async def serve(console: Console, host: str, port: int,
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    bound = port
-    server = getattr(site, "_server", None)
-    if server is not None and server.sockets:
-        bound = int(server.sockets[0].getsockname()[1])
+    bound = int(runner.addresses[0][1]) if runner.addresses else port
     if ready:
         ready(bound)
     try:

@@ -150,7 +150,7 @@ def response_table(registry: Registry, tasks: Sequence[dict[str, Any]], since: f
     """Per-account response rate over closed tasks (reports.measures), lowest first."""
     rows = compute_measures(registry, tasks, [], datetime.fromtimestamp(since, tz=SHANGHAI),
                             datetime.fromtimestamp(until, tz=SHANGHAI))
-    out = []
+    out: list[dict[str, Any]] = []
     for r in rows:
         if not r.tasks_expected:
             continue

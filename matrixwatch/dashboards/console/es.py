@@ -141,9 +141,10 @@ class ESQueries(ConsoleQueries):
             return []
         should = [_bool([{"term": {"platform": p}}, {"terms": {"owner_id": sorted(o)}}])
                   for p, o in sorted(by_platform.items())]
-        flt = [{"term": {"kind": "post"}},
-               {"range": {"created_at": {"gte": iso(since), "lt": iso(until)}}},
-               {"bool": {"should": should, "minimum_should_match": 1}}]
+        flt: list[dict[str, Any]] = [
+            {"term": {"kind": "post"}},
+            {"range": {"created_at": {"gte": iso(since), "lt": iso(until)}}},
+            {"bool": {"should": should, "minimum_should_match": 1}}]
         return self._hits(self.events, "events", query=_bool(flt),
                           sort=[{"created_at": "desc"}], size=min(limit, MAX_HITS))
 
@@ -152,9 +153,10 @@ class ESQueries(ConsoleQueries):
         out: list[dict[str, Any]] = []
         roots = sorted(set(root_ids))
         for i in range(0, len(roots), 1000):
-            flt = [{"term": {"kind": "repost"}}, {"term": {"platform": platform}},
-                   {"terms": {"root_id": roots[i:i + 1000]}},
-                   {"range": {"created_at": {"gte": iso(since)}}}]
+            flt: list[dict[str, Any]] = [
+                {"term": {"kind": "repost"}}, {"term": {"platform": platform}},
+                {"terms": {"root_id": roots[i:i + 1000]}},
+                {"range": {"created_at": {"gte": iso(since)}}}]
             for h in self._hits(self.events, "events", query=_bool(flt),
                                 sort=[{"created_at": "asc"}], size=MAX_HITS,
                                 source=["id", "account_id", "root_id", "created_at"]):
@@ -195,7 +197,8 @@ class ESQueries(ConsoleQueries):
     # --- linkage --------------------------------------------------------------------------
     def closed_tasks(self, since: float, until: float, limit: int = 10000
                      ) -> list[dict[str, Any]]:
-        flt = [{"range": {"created_at": {"gte": iso(since), "lt": iso(until)}}}]
+        flt: list[dict[str, Any]] = [
+            {"range": {"created_at": {"gte": iso(since), "lt": iso(until)}}}]
         return self._hits(self.linkage, "linkage", query=_bool(flt),
                           sort=[{"created_at": "desc"}, {"post_id": "asc"}],
                           size=min(limit, MAX_HITS))

@@ -155,7 +155,8 @@ class SQLiteQueries(ConsoleQueries):
 
     # --- alerts -------------------------------------------------------------------------
     def alerts(self, f: AlertFilter) -> list[dict[str, Any]]:
-        where, params = ["1=1"], []
+        where: list[str] = ["1=1"]
+        params: list[Any] = []
         if f.severity:
             where.append("severity=?")
             params.append(f.severity)
@@ -204,7 +205,8 @@ class SQLiteQueries(ConsoleQueries):
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def feed(self, f: FeedFilter) -> list[dict[str, Any]]:
-        where, params = ["1=1"], []
+        where: list[str] = ["1=1"]
+        params: list[Any] = []
         if f.sentiment:
             where.append("sentiment_label=?")
             params.append(f.sentiment)

@@ -23,7 +23,7 @@ from matrixwatch.alerts.text import split_sample
 from matrixwatch.dashboards.console import board
 from matrixwatch.dashboards.console.auth import Users
 from matrixwatch.dashboards.console.query import AlertFilter, ConsoleQueries, FeedFilter
-from matrixwatch.dashboards.console.state import CLOSED, ConsoleState
+from matrixwatch.dashboards.console.state import CLOSED, ConsoleState, TransitionError
 from matrixwatch.registry import Registry, RegistryError
 from matrixwatch.settings import Settings
 from matrixwatch.streams.linkage import LinkagePolicy
@@ -47,6 +47,9 @@ class ConsoleSettings(BaseSettings):
     session_ttl: float = Field(12 * 3600.0, description="Seconds a login lasts (one shift).")
     secure_cookie: bool = Field(False, description="Mark the session cookie Secure (TLS).")
     shifts: str = Field("08:00,20:00", description="Shift changes, Asia/Shanghai, HH:MM list.")
+
+
+MAX_OPEN_SHOWN = 200
 
 
 class NotFound(LookupError):
@@ -191,8 +194,6 @@ class Console:
         if not self.queries.alerts_by_id([alert_id]):
             raise NotFound(alert_id)
         if action == "assign" and (not assignee or self.users.get(assignee) is None):
-            from matrixwatch.dashboards.console.state import TransitionError
-
             raise TransitionError("assignee must be a console user")
         self.state.apply(alert_id, user, action, assignee=assignee, note=note)
         return self.alert_detail(alert_id)
@@ -239,7 +240,6 @@ class Console:
         events = self.queries.feed(f)
         for e in events:
             info = self._account_info(e["platform"], e.get("owner_id"))
-            e.setdefault("owner_name", info.get("name"))
             e["owner_name"] = e.get("owner_name") or info.get("name")
             e["owner_unit"] = e.get("owner_unit") or info.get("unit")
             e["owner_level"] = e.get("owner_level") or info.get("level")
@@ -272,7 +272,8 @@ class Console:
         return {
             "ref": board.iso(ref), "ref_ts": ref, "clock": self.cs.clock, "days": days,
             "deadline_default": self.policy.deadline,
-            "open_tasks": open_.tasks, "closed_recent": board.closed_summary(
+            # most urgent first; a big matrix has hundreds open, the page shows 200
+            "open_tasks": open_.tasks[:MAX_OPEN_SHOWN], "closed_recent": board.closed_summary(
                 self.registry, closed),
             "responses": board.response_table(self.registry, closed, since, ref + 1e-3, last),
             "stale": board.stale_accounts(self.registry, last, ref, self.cs.stale_days),

@@ -32,9 +32,14 @@ document.getElementById("lang-switch").addEventListener("click", (ev) => {
   translate();
 });
 
-translate();
-const m = location.hash.match(/token=([^&]+)/);
-if (m) {
-  history.replaceState(null, "", "/login");
-  login(decodeURIComponent(m[1]));
+function fromFragment() {
+  const m = location.hash.match(/token=([^&]+)/);
+  if (m) {
+    history.replaceState(null, "", "/login");
+    login(decodeURIComponent(m[1]));
+  }
 }
+
+translate();
+window.addEventListener("hashchange", fromFragment);
+fromFragment();
