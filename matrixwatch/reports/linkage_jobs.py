@@ -109,8 +109,10 @@ async def _store_and_deliver(store: object, rep: LinkageReport, alert: Alert,
 
 
 def add_jobs(scheduler: object, settings: Settings) -> list[str]:
-    """Register the daily and weekly jobs on an APScheduler scheduler."""
+    """Register every scheduled report: daily and weekly linkage, monthly index."""
     from apscheduler.triggers.cron import CronTrigger
+
+    from matrixwatch.reports.schedule import schedule_reports
 
     ids = []
     for period, cron in (("daily", settings.linkage_daily_cron),
@@ -124,4 +126,5 @@ def add_jobs(scheduler: object, settings: Settings) -> list[str]:
             misfire_grace_time=3600,
         )
         ids.append(job_id)
+    ids.append(schedule_reports(scheduler, settings).id)
     return ids
