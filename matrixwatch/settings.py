@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         3600.0, description="Seconds. Watermark = max event time seen - allowed lateness."
     )
 
+    idle_partition_after: float = Field(
+        60.0, description="Wall seconds after which a partition with no new events stops "
+        "holding the watermark back (its clock is the slowest partition's otherwise)."
+    )
     task_retention: float = Field(
         7 * 86400.0, description="Seconds a closed linkage task is kept to ignore late reposts."
     )

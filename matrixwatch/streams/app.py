@@ -53,9 +53,11 @@ from matrixwatch.streams.records import (
 from matrixwatch.streams.sentiment import get_model
 from matrixwatch.streams.sinks import make_store
 from matrixwatch.streams.sinks.base import Store
+from matrixwatch.streams.watermark import PartitionWatermark
 
 log = logging.getLogger(__name__)
 
+REPARTITIONED = 1_000_000  # watermark ids of mw-events partitions, apart from mw-raw's
 WATERMARK_KIND = "watermark"  # punctuation on mw-linkage: advances event time (end of input)
 END_OF_INPUT = "9999-12-31T23:59:59+00:00"
 DLQ_PAYLOAD_BYTES = 4096
@@ -211,6 +213,7 @@ def create_app(
                 out = await normalize_one(ev)
                 if out is None:
                     continue
+                owner_wm.observe(ev.message.partition, out.ts)
                 key = f"{out.platform}:{out.owner_id}"
                 if ev.message.key == orjson.dumps(key):
                     local.append(out)
@@ -267,7 +270,11 @@ def create_app(
     @app.agent(topics["events"])
     async def analyze(stream: faust.StreamT[Event]) -> None:
         loop = asyncio.get_running_loop()
-        async for items in stream.take(batch, within=within):
+        async for events in stream.take_events(batch, within=within):
+            items: list[Event] = [ev.value for ev in events]
+            for ev in events:
+                if ev.value.kind != WATERMARK_KIND:  # repartitioned: their own time line
+                    owner_wm.observe(REPARTITIONED + ev.message.partition, ev.value.ts)
             try:
                 await analyze_batch(loop, items)
             except Exception as e:  # a bug must not crash the agent: Faust would skip
@@ -292,7 +299,7 @@ def create_app(
             metrics.E2E_LATENCY.labels(stage="store").observe(max(lag, 0.0))
         alerts, states = apply_rules(scored)
         if final:  # end of a finite input: time-driven rules see the last event time
-            more, changes = sweep(owner_clock["max_ts"], states)
+            more, changes = sweep(owner_wm.latest(), states)
             alerts += more
             states.update(changes)
         pending = [await topics["activity"].send(key=key, value=e)
@@ -307,7 +314,7 @@ def create_app(
         return {"owner_name": acc.name, "owner_unit": acc.unit, "owner_level": acc.level,
                 "owner_parent": acc.parent}
 
-    owner_clock: dict[str, float] = {"max_ts": -math.inf}
+    owner_wm = PartitionWatermark(settings.allowed_lateness, settings.idle_partition_after)
 
     def apply_rules(scored: Iterable[Event]) -> tuple[list[Alert], dict[str, Any]]:
         """Per owner key, in partition order: the rule engine folds each event into the
@@ -320,7 +327,6 @@ def create_app(
             states[key], out = engine.on_event(
                 states[key] if key in states else owner_table.get(key), e)
             alerts += out
-            owner_clock["max_ts"] = max(owner_clock["max_ts"], e.ts)
         return alerts, states
 
     def sweep(watermark: float, overlay: dict[str, Any] | None = None,
@@ -346,7 +352,7 @@ def create_app(
 
     @app.timer(settings.sweep_interval)
     async def periodic_sweep() -> None:
-        alerts, changes = sweep(owner_clock["max_ts"] - settings.allowed_lateness)
+        alerts, changes = sweep(owner_wm.value())
         await emit(alerts)
         persist(owner_table, changes)
 
@@ -401,11 +407,13 @@ def create_app(
     # Event-time watermark of this worker's linkage partitions, and a heap of when each
     # container next needs the clock. The heap is derived state: it is rebuilt from the
     # table after every rebalance, so only the table needs a changelog.
-    clock: dict[str, Any] = {"max_ts": -math.inf, "heap": [], "due": {}, "stale": True}
+    clock: dict[str, Any] = {"heap": [], "due": {}, "stale": True}
+    link_wm = PartitionWatermark(settings.allowed_lateness, settings.idle_partition_after)
 
     @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
     async def _heap_stale(*_: Any, **__: Any) -> None:
         clock["stale"] = True
+        link_wm.forget(set(link_wm.max_ts))  # rebuilt from the partitions now owned
 
     checkpoint_fractions = sorted({f for r in engine.lagging_rules for f in r.params.checkpoints})
 
@@ -446,26 +454,26 @@ def create_app(
 
     @app.agent(topics["linkage"])
     async def linkage(stream: faust.StreamT[Event]) -> None:
-        async for items in stream.take(batch, within=within):
+        async for events in stream.take_events(batch, within=within):
+            for ev in events:
+                link_wm.observe(ev.message.partition, ev.value.ts)
+            items: list[Event] = [ev.value for ev in events]
             try:
                 await linkage_batch(items)
             except Exception as e:
                 await quarantine(items, "linkage", e)
 
     async def linkage_batch(items: list[Event]) -> None:
-        watermark = -math.inf
         touched: dict[str, Any] = {}
         for e in items:
-            if e.kind == WATERMARK_KIND:
-                watermark = max(watermark, epoch(e.created_at))
+            if e.kind == WATERMARK_KIND:  # end of input: its time is the partition's time
                 continue
             for key in tracker.route(e):
                 box = touched[key] if key in touched else task_table.get(key)
                 box, changed = tracker.apply_changed(box, e, key)
                 if changed or key in touched:
                     touched[key] = box
-            clock["max_ts"] = max(clock["max_ts"], e.ts)
-        watermark = max(watermark, clock["max_ts"] - settings.allowed_lateness)
+        watermark = link_wm.value()
         for key in due_keys(watermark):
             if key not in touched:
                 touched[key] = task_table.get(key)

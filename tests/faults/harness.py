@@ -190,20 +190,23 @@ class Cluster:
             self.settings.topic("raw"), key=owner_key(line), value=line, partition=partition,
             headers=[(HEADER_AS_OF, as_of.encode()), (HEADER_MODE, b"replay")])
 
-    def drain(self, timeout: float = 300.0) -> float:
+    def drain(self, timeout: float = 300.0, *, on_stall: Callable[[], None] | None = None,
+              stall_after: float = 90.0) -> float:
+        """Wait until the group has consumed everything; ``on_stall`` as in wait_drained."""
         started = time.monotonic()
         try:
-            wait_drained(self.settings, self.url, lambda: bool(self.live()), timeout=timeout)
+            wait_drained(self.settings, self.url, lambda: bool(self.live()), timeout=timeout,
+                         on_stall=on_stall, stall_after=stall_after)
         except (RuntimeError, TimeoutError) as e:
             tails = "\n".join(f"--- {n} ---\n{w.tail(40)}" for n, w in self.workers.items())
             raise RuntimeError(f"{e}\n{tails}") from e
         return time.monotonic() - started
 
-    def finish(self, timeout: float = 300.0) -> None:
+    def finish(self, timeout: float = 300.0, **kw: Any) -> None:
         """Drain, close every linkage task with the end-of-input watermark, drain again."""
-        self.drain(timeout)
+        self.drain(timeout, **kw)
         self.feeder.punctuate(END_OF_INPUT)
-        self.drain(timeout)
+        self.drain(timeout, **kw)
 
     # --- the group and the store ------------------------------------------------------
     def members(self) -> list[str]:

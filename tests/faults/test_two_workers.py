@@ -7,24 +7,24 @@ Half the input is fed, the test waits until the store is filling, then kills wor
 * the partitions move: once the dead member's session (6 s) has expired the survivor
   reports every partition, ``b``'s included, and the broker lists one member;
 * nothing is lost or duplicated: the store holds each distinct valid input exactly once,
-  every linkage task and every alert equal the offline references (the rule engine run
-  by ``matrixwatch rules test``, which an uninterrupted run matches id for id), and
-  nothing was dead-lettered.
+  every linkage task and every alert equal the offline references (the rule engine of
+  ``matrixwatch rules test``, which an uninterrupted run matches id for id), and nothing
+  was dead-lettered.
 
-Tansu (measured, 26 runs of this scenario with 2000 events on the lead's 2-core machine,
-other jobs running): the rebalance after the kill completed in every run (takeover 8.1 to
-9.5 s after the kill); in 1 run the survivor then stopped committing (590 ``mw-raw``
-records left uncommitted, alert storage stalled) and never drained. The scenario is
-therefore run up to twice on fresh brokers: a stalled attempt is reported (its store
-must still be duplicate-free and hold only valid ids) and the test fails only if both
-stall. See SECURITY.md / the report for the numbers.
+Tansu, measured on this scenario (see the report): the takeover completed in every run,
+but in about 1 run in 18 the survivor then never consumed the killed member's former
+``mw-raw`` partitions (their committed offsets stayed where ``b`` left them, no error
+logged), so the group never drained. The test handles that as ``ReplaySession``'s
+watchdog does: if the lag has not moved for 20 s, the survivor is stopped and a fresh
+member started once the session has expired, and the checks above must then still hold.
+A stall is reported as a warning with the restart count.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -43,70 +43,61 @@ pytestmark = [pytest.mark.broker, pytest.mark.faults]
 EVENTS = 2000
 PARTITIONS = 4
 TOPICS = 7  # raw, events, linkage, activity, alerts, health, dlq
-ATTEMPTS = 2
 
 
-def scenario(root: Path, registry: Path, lines: list[bytes]) -> dict[str, Any]:
-    """One attempt on a fresh broker; what happened, for the assertions."""
-    out: dict[str, Any] = {"stalled": False}
+def test_killed_workers_partitions_move_and_nothing_is_lost_or_duplicated(
+        tmp_path: Path) -> None:
+    registry, lines = simulated_feed(tmp_path / "sim", EVENTS)
     all_parts = TOPICS * PARTITIONS
-    with Cluster(root, registry, partitions=PARTITIONS) as c:
+    restarts: list[float] = []
+    with Cluster(tmp_path, registry, partitions=PARTITIONS) as c:
         c.start_worker("a")
         c.wait_ready("a")
         c.start_worker("b")
         c.wait_ready("b")
         wait_for(lambda: bool(c.assigned("a")) and bool(c.assigned("b"))
                  and len(c.assigned("a") | c.assigned("b")) == all_parts, 60, "a split")
-        out["before"] = {"a": c.assigned("a"), "b": c.assigned("b")}
+        before_a, before_b = c.assigned("a"), c.assigned("b")
         half = len(lines) // 2
         c.feed(lines[:half])
         wait_for(lambda: c.counts()["events"] >= half // 4, 90, "mid-stream")
-        out["stored_at_kill"] = c.counts()["events"]
+        stored_at_kill = c.counts()["events"]
         c.workers["b"].kill()
         killed = time.monotonic()
         c.feed(lines[half:])
-        out["takeover"] = wait_for(
+        takeover = wait_for(
             lambda: len(c.assigned("a")) == all_parts and len(c.members()) == 1,
             60, "the survivor owns every partition")
-        out["after"] = c.assigned("a")
-        try:
-            c.finish(timeout=90)
-        except RuntimeError as e:
-            out["stalled"] = str(e).splitlines()[0]
-        out["drained_after_kill"] = time.monotonic() - killed
-        out["alive"] = c.workers["a"].alive()
-        out["events"] = [e["id"] for e in c.rows("events")]
-        out["tasks"] = stored_tasks(c)
-        out["alerts"] = {a["id"]: (a["rule"], a["severity"]) for a in c.rows("alerts")}
-        out["letters"] = c.rows("dead_letters")
-    return out
+        after = c.assigned("a")
 
+        def on_stall() -> None:  # what ReplaySession's drain watchdog does
+            restarts.append(time.monotonic() - killed)
+            name = f"a{len(restarts)}"
+            for w in c.live():
+                w.stop()
+            time.sleep(c.settings.broker_session_timeout + 2.0)
+            c.start_worker(name)
 
-def test_killed_workers_partitions_move_and_nothing_is_lost_or_duplicated(
-        tmp_path: Path) -> None:
-    registry, lines = simulated_feed(tmp_path / "sim", EVENTS)
-    want_ids = valid_ids(lines)
-    runs = []
-    for attempt in range(ATTEMPTS):
-        r = scenario(tmp_path / f"attempt{attempt}", registry, lines)
-        runs.append(r)
-        # True of every attempt, stalled or not: the split, the takeover, no duplicates.
-        raw = {p for t, p in r["before"]["b"] if t.endswith("-raw")}
-        assert raw, "b owned no mw-raw partition: the kill would prove nothing"
-        assert r["after"] >= r["before"]["b"] | r["before"]["a"]
-        assert r["takeover"] < 30.0
-        assert len(r["events"]) == len(set(r["events"]))
-        assert set(r["events"]) <= want_ids
-        assert r["alive"]
-        print(f"\nattempt {attempt}: stored at kill {r['stored_at_kill']}, takeover "
-              f"{r['takeover']:.1f}s, drained {r['drained_after_kill']:.1f}s after the kill, "
-              f"stalled: {r['stalled'] or 'no'}")
-        if not r["stalled"]:
-            break
-    done = [r for r in runs if not r["stalled"]]
-    assert done, f"Tansu stalled the survivor in {len(runs)} of {len(runs)} attempts"
-    r = done[0]
-    assert set(r["events"]) == want_ids
-    assert r["tasks"] == reference_tasks(registry, lines)
-    assert r["alerts"] == reference_alerts(registry, lines)
-    assert r["letters"] == []
+        c.finish(timeout=240, on_stall=on_stall, stall_after=20.0)
+        drained = time.monotonic() - killed
+        alive = bool(c.live())
+        events = [e["id"] for e in c.rows("events")]
+        tasks = stored_tasks(c)
+        alerts = {a["id"]: (a["rule"], a["severity"]) for a in c.rows("alerts")}
+        letters = c.rows("dead_letters")
+    print(f"\nstored at kill {stored_at_kill}, takeover {takeover:.1f}s, drained "
+          f"{drained:.1f}s after the kill, stall restarts at {restarts or 'none'}")
+    if restarts:
+        warnings.warn(f"Tansu stalled the survivor after the takeover; {len(restarts)} "
+                      f"watchdog restart(s) at {restarts} s after the kill", stacklevel=1)
+    # The partitions moved: b owned real work, and a took all of it over.
+    assert {p for t, p in before_b if t.endswith("-raw")}, "b owned no mw-raw partition"
+    assert after == before_a | before_b and len(after) == all_parts
+    assert takeover < 30.0
+    assert alive
+    # Nothing lost or duplicated.
+    assert len(events) == len(set(events))
+    assert set(events) == valid_ids(lines)
+    assert tasks == reference_tasks(registry, lines)
+    assert alerts == reference_alerts(registry, lines)
+    assert letters == []
