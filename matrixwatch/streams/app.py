@@ -456,7 +456,8 @@ def create_app(
     async def linkage(stream: faust.StreamT[Event]) -> None:
         async for events in stream.take_events(batch, within=within):
             for ev in events:
-                link_wm.observe(ev.message.partition, ev.value.ts)
+                link_wm.observe(ev.message.partition, ev.value.ts,
+                                end=ev.value.kind == WATERMARK_KIND)
             items: list[Event] = [ev.value for ev in events]
             try:
                 await linkage_batch(items)

@@ -23,9 +23,13 @@ class PartitionWatermark:
         self.clock = clock
         self.max_ts: dict[int, float] = {}
         self.seen_at: dict[int, float] = {}
+        self.ended: set[int] = set()
 
-    def observe(self, partition: int, ts: float) -> None:
-        if ts > self.max_ts.get(partition, -math.inf):
+    def observe(self, partition: int, ts: float, *, end: bool = False) -> None:
+        """Record an event time; ``end`` marks the partition's end of input."""
+        if end:
+            self.ended.add(partition)
+        elif ts > self.max_ts.get(partition, -math.inf):
             self.max_ts[partition] = ts
         self.seen_at[partition] = self.clock()
 
@@ -34,8 +38,16 @@ class PartitionWatermark:
         for p in partitions:
             self.max_ts.pop(p, None)
             self.seen_at.pop(p, None)
+            self.ended.discard(p)
 
     def value(self) -> float:
+        """The watermark; +inf once every partition seen has reached its end of input.
+
+        With infinite lateness (a finite replay) time only moves at the end, so every
+        decision is taken with all the input in hand.
+        """
+        if self.ended and self.ended >= set(self.seen_at):
+            return math.inf
         if not self.max_ts:
             return -math.inf
         now = self.clock()

@@ -25,3 +25,14 @@ def test_min_over_partitions_minus_lateness_and_idleness() -> None:
     assert wm.value() == 490  # active again
     wm.forget({1})
     assert wm.value() == 2090 and wm.latest() == 2100
+
+
+def test_end_of_input_on_every_partition_releases_everything() -> None:
+    wm = PartitionWatermark(lateness=math.inf)
+    wm.observe(0, 100)
+    wm.observe(1, 200)
+    assert wm.value() == -math.inf  # infinite lateness: nothing decided before the end
+    wm.observe(0, 0, end=True)
+    assert wm.value() == -math.inf  # partition 1 has not ended
+    wm.observe(1, 0, end=True)
+    assert wm.value() == math.inf

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import random
 import re
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 # SMP2020-EWECT's six emotions onto three polarities. 'surprise' is mapped to neutral:
@@ -55,6 +58,55 @@ def default_data_dir() -> Path:
 def strip_emoticons(text: str) -> str:
     """Remove Weibo emoticon codes like ``[怒]``: weibo_senti_100k's labels come from them."""
     return EMOTICON_RE.sub("", text)
+
+
+def emoticon_table(
+    texts: Sequence[str], labels: Sequence[str], prior: float = 1.0
+) -> dict[str, float]:
+    """Log-odds of positive per emoticon code, counted over labelled texts that keep them.
+
+    weibo_senti_100k's label agrees with the sign of the summed log-odds of a text's
+    emoticons on 97 % of dev rows, so this table is (nearly) the labelling rule itself.
+    """
+    n: Counter[str] = Counter()
+    pos: Counter[str] = Counter()
+    for text, lab in zip(texts, labels, strict=True):
+        for code in EMOTICON_RE.findall(text):
+            n[code] += 1
+            pos[code] += lab == "positive"
+    return {c: math.log((pos[c] + prior) / (n[c] - pos[c] + prior)) for c in n}
+
+
+def emoticon_logodds(text: str, table: dict[str, float]) -> float:
+    """Summed log-odds of the emoticons in ``text`` (0 when it has none we know)."""
+    return sum(table.get(code, 0.0) for code in EMOTICON_RE.findall(text))
+
+
+def emoticon_segments(
+    texts: Sequence[str], table: dict[str, float]
+) -> tuple[list[str], list[float]]:
+    """Repost-chain segments that carry emoticons → (segment without them, P(positive)).
+
+    A repost ``own //@a: seg1 //@b: seg2`` holds several authors' comments, each with its
+    own emoticons. Each such segment becomes a distantly labelled example: more in-domain
+    supervision from the same rows, and a cleaner one than the whole text's single label.
+    """
+    out_t: list[str] = []
+    out_p: list[float] = []
+    for text in texts:
+        for j, part in enumerate(text.split("//@")):
+            codes = EMOTICON_RE.findall(part)
+            if not codes:
+                continue
+            s = sum(table.get(code, 0.0) for code in codes)
+            seg = strip_emoticons(part)
+            if j > 0:
+                seg = "@" + seg  # as it reads inside a chain: "@name: ..."
+            if len(seg.strip()) < 2:
+                continue
+            out_t.append(seg)
+            out_p.append(1.0 / (1.0 + math.exp(-s)))
+    return out_t, out_p
 
 
 def join_segmented(text: str) -> str:

