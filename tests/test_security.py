@@ -406,7 +406,7 @@ def test_secrets_never_reach_logs_or_the_store(tmp_path: Path) -> None:
     assert "set-up deferred" in logs["worker"] and "pending (503)" in logs["worker"]
     assert "attempt 1 failed" in logs["worker"]  # the robot's 500 was logged
     assert len(logs["worker"]) > 100_000  # DEBUG: there was plenty to leak into
-    assert leaks(f"x{SECRETS['MW_ES_PASSWORD']}x") == ["MW_ES_PASSWORD"]  # the probe works
+    assert "MW_ES_PASSWORD" in leaks(f"x{SECRETS['MW_ES_PASSWORD']}x")  # the probe works
     for name, text in logs.items():
         assert leaks(text) == [], f"{name} log leaks {leaks(text)}"
     sent_to_es = "\n".join(body.decode("utf-8", "replace") + path for _, path, body in es.requests)

@@ -41,6 +41,7 @@ OSM_SEED = 20221
 OSM_HELDOUT = 0.2
 
 EMOTICON_RE = re.compile(r"\[[^\[\]\s]{1,10}\]")
+_CHAIN_NAME_RE = re.compile(r"^[^:：]{0,30}[:：]")
 _OSM_SPACE_RE = re.compile(r"(?<![A-Za-z0-9]) | (?![A-Za-z0-9])")
 
 Dataset = tuple[list[str], list[str]]
@@ -100,10 +101,11 @@ def emoticon_segments(
                 continue
             s = sum(table.get(code, 0.0) for code in codes)
             seg = strip_emoticons(part)
+            said = _CHAIN_NAME_RE.sub("", seg, count=1) if j > 0 else seg
+            if len(said.strip()) < 2:  # an emoticon alone: nothing left to learn from
+                continue
             if j > 0:
                 seg = "@" + seg  # as it reads inside a chain: "@name: ..."
-            if len(seg.strip()) < 2:
-                continue
             out_t.append(seg)
             out_p.append(1.0 / (1.0 + math.exp(-s)))
     return out_t, out_p

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from matrixwatch.streams.sentiment.data import join_segmented, strip_emoticons
+from matrixwatch.streams.sentiment.data import (
+    emoticon_logodds,
+    emoticon_segments,
+    emoticon_table,
+    join_segmented,
+    strip_emoticons,
+)
 from matrixwatch.streams.sentiment.features import HEAD_CHARS, TAIL_CHARS, clip, featurize
 from matrixwatch.streams.sentiment.metrics import accuracy, macro_f1
 
@@ -68,3 +74,16 @@ def test_metrics() -> None:
     assert accuracy(gold, pred) == 0.75
     # F1: positive 1.0, negative 0.8, neutral 0.0
     assert abs(macro_f1(gold, pred) - 0.6) < 1e-9
+
+
+def test_emoticon_table_and_segments() -> None:
+    texts = ["好[哈哈]", "开心[哈哈][哈哈]", "难过[泪]", "唉[泪]//@某人:笑死[哈哈]"]
+    labels = ["positive", "positive", "negative", "negative"]
+    table = emoticon_table(texts, labels)
+    assert table["[哈哈]"] > 0 > table["[泪]"]
+    assert emoticon_logodds("无表情", table) == 0.0
+    assert emoticon_logodds("[哈哈][泪]", table) == table["[哈哈]"] + table["[泪]"]
+    seg_t, seg_p = emoticon_segments(["唉，又加班[泪]//@某人:笑死我了[哈哈]//@乙:[泪]"], table)
+    # The last segment is an emoticon alone: nothing left to learn from once stripped.
+    assert seg_t == ["唉，又加班", "@某人:笑死我了"]
+    assert seg_p[0] < 0.5 < seg_p[1]
