@@ -3,8 +3,9 @@
 The collectors' own path, end to end: a real RSS collector polls a loopback server
 whose feed is broken and reports through ``HealthTracker`` and ``KafkaSink`` to the
 health topic; a Weibo-style collector reports an expired login the same way. The
-worker's health agent turns them into ``collector_health`` alerts. A malformed health
-record sent first must not stop the ones after it.
+worker's health agent turns them into ``collector_health`` alerts; the recovery fires
+nothing. A malformed health record must not stop the ones after it (a strict xfail: it
+does today).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def test_a_malformed_health_record_does_not_stop_health_alerts(tmp_path: Path) -
 
         asyncio.run(report())
         try:
-            wait_for(lambda: c.counts()["alerts"] >= 1, 12, "the auth_expired alert")
+            wait_for(lambda: c.counts()["alerts"] >= 1, 8, "the auth_expired alert")
         finally:
             letters = c.rows("dead_letters") if c.store_path.exists() else []
         assert any("three" in d["payload"] for d in letters)

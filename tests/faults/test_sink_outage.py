@@ -30,7 +30,7 @@ from tests.faults.harness import (
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults]
 
-EVENTS = 1500
+EVENTS = 1200
 
 
 def committed(c: Cluster, topic: str) -> int:
