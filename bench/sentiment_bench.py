@@ -3,6 +3,7 @@
 
     python bench/sentiment_bench.py                 # 20,000 texts; SnowNLP on 1,000 of them
     python bench/sentiment_bench.py --n 50000 --n-snownlp 2000 --batch 512 --data DIR
+    python bench/sentiment_bench.py --model ngram-moe   # the gated mixture instead
 
 Texts come from <repo>/../shared/data/sentiment/weibo_senti_100k/test.tsv (20–200 chars)
 when present, else from synthetic notice/complaint sentences. Same as

@@ -127,13 +127,20 @@ def train_cli(
         None, "--data", help="Shared data dir (default $MW_SHARED_DATA or ../shared/data)."
     ),
     out: Path | None = typer.Option(None, "--out", help="Model file (default: the shipped one)."),
+    moe: bool = typer.Option(
+        False, "--moe", help="Build ngram-moe (general head + chatter expert + gate) instead."
+    ),
 ) -> None:
-    """Rebuild the ``ngram`` model from the training splits (needs scikit-learn, scipy)."""
+    """Rebuild the ``ngram`` (or ``ngram-moe``) model from the training splits.
+
+    Needs scikit-learn and scipy; the models themselves need numpy alone.
+    """
     try:
-        from matrixwatch.streams.sentiment.train import train_and_save
+        from matrixwatch.streams.sentiment.train import TrainConfig, train_and_save
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise typer.BadParameter(f"training needs scikit-learn and scipy: {exc}") from exc
-    train_and_save(_data_dir(data), out, log=lambda m: typer.echo(m, err=True))
+    cfg = TrainConfig(moe=moe)
+    train_and_save(_data_dir(data), out, log=lambda m: typer.echo(m, err=True), cfg=cfg)
 
 
 # --------------------------------------------------------------------------- eval
@@ -186,12 +193,13 @@ def bench_cli(
     n: int = typer.Option(20000, "--n", help="Texts for the default model."),
     n_snownlp: int = typer.Option(1000, "--n-snownlp", help="Texts for SnowNLP (slow)."),
     batch: int = typer.Option(256, "--batch", help="score_batch size."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", help="Model to time against SnowNLP."),
 ) -> None:
-    """Texts/s of the default model and SnowNLP on one core, same run, same texts."""
+    """Texts/s of the default (or another) model and SnowNLP on one core, same run, same texts."""
     from matrixwatch.streams.sentiment.bench import run_bench
 
     path = data if data is not None else D.default_data_dir()
-    results, source, cpu = run_bench(path if path.is_dir() else None, n, n_snownlp, batch)
+    results, source, cpu = run_bench(path if path.is_dir() else None, n, n_snownlp, batch, model)
     table = Table(title=f"Throughput on one core (cpu {cpu}); texts: {source}")
     for col in ("model", "batch", "texts", "mean chars", "seconds", "texts/s"):
         table.add_column(col, justify="left" if col == "model" else "right")

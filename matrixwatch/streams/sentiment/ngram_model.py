@@ -19,8 +19,8 @@ positive/negative boundary and a notice scores close to 0.5 instead of near 0. T
 neutral when Pn exceeds a threshold tuned by cross-validation on training data only, or
 when the polarity is too close to call; otherwise the side of Ppol.
 
-Inference needs only numpy: one vectorised feature pass per batch (:mod:`.features`), one
-gather of a (buckets × heads) weight matrix and a ``bincount`` per head.
+Inference needs only numpy: one vectorised feature pass per batch (:mod:`.features`) and
+a gather plus a ``bincount`` dot product per head.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ from matrixwatch.streams.sentiment.features import featurize
 
 MODEL_NAME = "ngram"
 MODEL_FILE = "ngram.npz"
+# The gated mixture (general head + chatter expert + gate), shipped next to the default.
+MOE_NAME = "ngram-moe"
+MOE_FILE = "ngram_moe.npz"
 FORMAT_VERSION = 2
 HEADS = ("pol", "neu", "exp", "gate")  # column order of the weight matrix
 
@@ -67,16 +70,13 @@ class NgramWeights:
     w_gate: npt.NDArray[np.float32] | None = None
     b_exp: float = 0.0
     b_gate: float = 0.0
-    _matrix: npt.NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
 
     def matrix(self) -> npt.NDArray[np.float32]:
-        """All heads as one (2**bits, heads) array: one gather per n-gram, not one per head."""
-        if self._matrix is None:
-            cols = [self.w_pol, self.w_neu]
-            if self.w_exp is not None and self.w_gate is not None:
-                cols += [self.w_exp, self.w_gate]
-            self._matrix = np.ascontiguousarray(np.stack(cols, axis=1), dtype=np.float32)
-        return self._matrix
+        """All heads as one (2**bits, heads) array, in :data:`HEADS` order."""
+        cols = [self.w_pol, self.w_neu]
+        if self.w_exp is not None and self.w_gate is not None:
+            cols += [self.w_exp, self.w_gate]
+        return np.stack(cols, axis=1).astype(np.float32)
 
     def save(self, path: Path) -> None:
         """Store sparse int8-quantised weights: a few MB instead of 2**bits floats."""
@@ -109,10 +109,10 @@ class NgramWeights:
             )
 
     @classmethod
-    def load(cls, path: Path | None = None) -> NgramWeights:
-        """Load from ``path`` or from the file shipped in the package."""
+    def load(cls, path: Path | None = None, shipped: str = MODEL_FILE) -> NgramWeights:
+        """Load from ``path`` or from the file ``shipped`` in the package."""
         if path is None:
-            ref = resources.files("matrixwatch.streams.sentiment") / "models" / MODEL_FILE
+            ref = resources.files("matrixwatch.streams.sentiment") / "models" / shipped
             with ref.open("rb") as f:
                 return cls._from_npz(np.load(f, allow_pickle=False))
         with path.open("rb") as f:
@@ -129,21 +129,22 @@ class NgramWeights:
         full = np.zeros((1 << bits, q.shape[1]), dtype=np.float32)
         full[nz] = q
         has_expert = q.shape[1] == len(HEADS)
+        # One contiguous array per head: gathering from a strided column is ~25 % slower.
+        col = [np.ascontiguousarray(full[:, j]) for j in range(q.shape[1])]
         return cls(
             bits=bits,
             orders=tuple(int(o) for o in meta["orders"]),
-            w_pol=full[:, 0],
-            w_neu=full[:, 1],
+            w_pol=col[0],
+            w_neu=col[1],
             b_pol=float(meta["b_pol"]),
             b_neu=float(meta["b_neu"]),
             neutral_above=float(meta["neutral_above"]),
             band=float(meta["band"]),
             meta=meta,
-            w_exp=full[:, 2] if has_expert else None,
-            w_gate=full[:, 3] if has_expert else None,
+            w_exp=col[2] if has_expert else None,
+            w_gate=col[3] if has_expert else None,
             b_exp=float(meta.get("b_exp", 0.0)),
             b_gate=float(meta.get("b_gate", 0.0)),
-            _matrix=full,
         )
 
 
@@ -156,22 +157,24 @@ class NgramModel(SentimentModel):
 
     name = MODEL_NAME
 
-    def __init__(self, weights: NgramWeights | None = None) -> None:
+    def __init__(self, weights: NgramWeights | None = None, name: str = MODEL_NAME) -> None:
         self.weights = weights if weights is not None else NgramWeights.load()
+        self.name = name
 
     def probabilities(self, texts: Sequence[str]) -> tuple[FloatArray, FloatArray]:
         """Return ``(P(positive | polar), P(neutral))`` per text, vectorised over the batch."""
         w = self.weights
         n = len(texts)
         rows, buckets, vals, _ = featurize(texts, w.bits, w.orders)
-        g = w.matrix()[buckets] * vals[:, None].astype(np.float32)
-        z = [np.bincount(rows, weights=g[:, j], minlength=n) for j in range(g.shape[1])]
-        z_pol = z[0] + w.b_pol
-        z_neu = z[1] + w.b_neu
-        if len(z) == len(HEADS):
-            gate = _sigmoid(z[3] + w.b_gate)
-            z_pol = gate * (z[2] + w.b_exp) + (1.0 - gate) * z_pol
-        return _sigmoid(z_pol), _sigmoid(z_neu)
+
+        def logit(coef: npt.NDArray[np.float32], bias: float) -> FloatArray:
+            return np.bincount(rows, weights=coef[buckets] * vals, minlength=n) + bias
+
+        z_pol = logit(w.w_pol, w.b_pol)
+        if w.w_exp is not None and w.w_gate is not None:
+            gate = _sigmoid(logit(w.w_gate, w.b_gate))
+            z_pol = gate * logit(w.w_exp, w.b_exp) + (1.0 - gate) * z_pol
+        return _sigmoid(z_pol), _sigmoid(logit(w.w_neu, w.b_neu))
 
     def score_batch(self, texts: Sequence[str]) -> list[Sentiment]:
         if not texts:
@@ -194,3 +197,8 @@ class NgramModel(SentimentModel):
 @register(MODEL_NAME)
 def _factory() -> SentimentModel:
     return NgramModel()
+
+
+@register(MOE_NAME)
+def _moe_factory() -> SentimentModel:
+    return NgramModel(NgramWeights.load(shipped=MOE_FILE), name=MOE_NAME)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from matrixwatch.streams.sentiment import LABELS, Sentiment, SentimentModel, get_model
 from matrixwatch.streams.sentiment.base import DEFAULT_MODEL, available
+from matrixwatch.streams.sentiment.features import featurize
 from matrixwatch.streams.sentiment.ngram_model import NgramModel, NgramWeights
 
 COMPLAINTS = [
@@ -45,7 +47,7 @@ def model() -> SentimentModel:
 def test_default_is_the_domain_model(model: SentimentModel) -> None:
     assert DEFAULT_MODEL == "ngram"
     assert isinstance(model, NgramModel)
-    assert {"ngram", "snownlp"} <= set(available())
+    assert {"ngram", "ngram-moe", "snownlp"} <= set(available())
     assert get_model("ngram") is model  # cached
 
 
@@ -145,3 +147,67 @@ def test_weights_roundtrip(tmp_path, model: SentimentModel) -> None:
     for a, b in zip(model.score_batch(texts), again.score_batch(texts), strict=True):
         assert a.label == b.label
         assert a.score == pytest.approx(b.score, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def moe() -> NgramModel:
+    model = get_model("ngram-moe")
+    assert isinstance(model, NgramModel)
+    return model
+
+
+def test_moe_passes_the_same_behaviour_checks(moe: NgramModel) -> None:
+    """The gated mixture keeps the default's contract: polarity, notices neutral, edge cases."""
+    assert moe.name == "ngram-moe"
+    test_complaints_are_negative(moe)
+    test_praise_is_positive(moe)
+    test_notices_are_neutral_not_negative(moe)
+    test_notice_words_alone_do_not_flip_a_complaint(moe)
+    test_batch_equals_one_by_one(moe)
+    test_empty_and_blank_are_neutral(moe)
+    test_odd_characters_do_not_crash(moe)
+    test_emoticons_carry_signal(moe)
+
+
+def test_gate_mixes_the_two_polarity_heads(moe: NgramModel) -> None:
+    """P(pos | polar) = sigmoid(g·z_chatter + (1 − g)·z_general), g = sigmoid(z_gate)."""
+    model = moe
+    w = model.weights
+    assert w.w_exp is not None and w.w_gate is not None
+    texts = [*COMPLAINTS, *PRAISE, "今天下班路上"]
+    rows, buckets, vals, _ = featurize(texts, w.bits, w.orders)
+
+    def logit(coef: np.ndarray, b: float) -> np.ndarray:
+        return np.bincount(rows, weights=coef[buckets] * vals, minlength=len(texts)) + b
+
+    g = 1.0 / (1.0 + np.exp(-logit(w.w_gate, w.b_gate)))
+    z = g * logit(w.w_exp, w.b_exp) + (1.0 - g) * logit(w.w_pol, w.b_pol)
+    p_pol, _ = model.probabilities(texts)
+    assert np.allclose(p_pol, 1.0 / (1.0 + np.exp(-z)), atol=1e-5)
+    # Notices are routed away from the chatter expert.
+    g_notice = 1.0 / (1.0 + np.exp(-_gate_logit(model, NOTICES)))
+    assert float(np.mean(g_notice)) < 0.5
+
+
+def _gate_logit(model: NgramModel, texts: list[str]) -> np.ndarray:
+    w = model.weights
+    assert w.w_gate is not None
+    rows, buckets, vals, _ = featurize(texts, w.bits, w.orders)
+    return np.bincount(rows, weights=w.w_gate[buckets] * vals, minlength=len(texts)) + w.b_gate
+
+
+def test_single_head_weights_still_load(tmp_path) -> None:
+    """A file without the expert and gate (format 1 layout) scores with the general head."""
+    bits = 10
+    rng = np.random.default_rng(0)
+    w_pol = rng.normal(0, 1, 1 << bits).astype(np.float32)
+    w_neu = rng.normal(0, 1, 1 << bits).astype(np.float32)
+    weights = NgramWeights(bits, (1, 2, 3), w_pol, w_neu, 0.1, -0.2, 0.35, 0.05)
+    path = tmp_path / "single.npz"
+    weights.save(path)
+    again = NgramWeights.load(path)
+    assert again.w_exp is None and again.w_gate is None
+    texts = COMPLAINTS + PRAISE
+    a = NgramModel(weights).probabilities(texts)
+    b = NgramModel(again).probabilities(texts)
+    assert np.allclose(a[0], b[0], atol=0.02) and np.allclose(a[1], b[1], atol=0.02)
