@@ -1,10 +1,20 @@
-"""Full-pipeline throughput against the bare Faust ceiling, on one embedded broker.
+"""Load benchmark: the full pipeline against the bare Faust ceiling, same broker, same run.
 
-Both runs pre-load N simulated native objects into their input topic, then start a
-worker process and time from the first committed progress to fully drained, read
-from the broker's committed offsets. Prints events/s for each and the ratio.
+    python bench/pipeline_bench.py --events 1000000 --matrix 10k          # issue #9 load run
+    python bench/pipeline_bench.py --events 60000 --rate 1000 --matrix 10k  # #5 latency
+    python bench/pipeline_bench.py --events 20000                           # quick look
 
-    python bench/pipeline_bench.py --events 20000
+Simulated Weibo objects go to mw-raw in live mode (each message's collection time is the
+moment it was produced). With ``--rate 0`` (the default) all of them are produced first and
+a worker then drains the backlog: events/s is then the pipeline's capacity, and latency is
+mostly time spent in the backlog. With ``--rate R`` a worker runs while the feed is paced
+at R events/s: latency is then what a duty officer would see at that load.
+
+Prints events/s (first committed progress → drained), p50/p99 event-to-store,
+event-to-alert (stored) and event-to-notification latency (the worker's histogram, plus
+exact figures from a local webhook receiver that every alert is routed to), consumer lag
+over time, peak RSS per process, and the bare Faust consume→produce rate on the same lines
+and broker with the ratio between the two.
 """
 
 from __future__ import annotations
@@ -12,28 +22,151 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from matrixwatch.broker import EmbeddedBroker, ensure_topics
-from matrixwatch.collectors.simulator import Simulator, build_matrix, write_registry
+from matrixwatch.collectors.simulator import (
+    TZ,
+    JsonlEncoder,
+    Matrix,
+    Simulator,
+    build_matrix,
+    write_registry,
+)
 from matrixwatch.pipeline import Feeder, WorkerProcess, group_lag, pipeline_topics
 from matrixwatch.settings import Settings
 
 HERE = Path(__file__).resolve().parent
+MATRICES: dict[str, dict[str, int]] = {
+    "default": {},  # 211 accounts
+    "10k": {"cities": 110, "counties_per_city": 50, "departments_per_city": 5},  # 10,239
+}
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM (peak resident set) of a live process, MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def quantile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def histogram_quantiles(text: str, name: str, stage: str) -> tuple[int, float, float]:
+    """(count, p50, p99) of one stage of a Prometheus histogram, interpolated in buckets."""
+    buckets: list[tuple[float, float]] = []
+    for fam in text_string_to_metric_families(text):
+        if fam.name != name:
+            continue
+        for s in fam.samples:
+            if s.name.endswith("_bucket") and s.labels.get("stage") == stage:
+                buckets.append((float(s.labels["le"]), s.value))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+
+    def q(p: float) -> float:
+        rank, prev_le, prev_n = p * total, 0.0, 0.0
+        for le, n in buckets:
+            if n >= rank:
+                if le == float("inf"):
+                    return prev_le
+                return prev_le + (le - prev_le) * ((rank - prev_n) / max(n - prev_n, 1e-9))
+            prev_le, prev_n = le, n
+        return float("nan")
+
+    return int(total), (q(0.50) if total else float("nan")), (q(0.99) if total else float("nan"))
+
+
+class LagSampler(threading.Thread):
+    """Total consumer lag of a group every ``every`` seconds, in the background."""
+
+    def __init__(self, bootstrap: str, group: str, topics: list[str], partitions: int,
+                 every: float) -> None:
+        super().__init__(daemon=True)
+        self.args = (bootstrap, group, topics, partitions)
+        self.every = every
+        self.samples: list[tuple[float, int]] = []
+        self.stop_flag = threading.Event()
+        self.t0 = time.monotonic()
+
+    def run(self) -> None:
+        while not self.stop_flag.wait(self.every):
+            try:
+                lag = sum(group_lag(*self.args).values())
+                self.samples.append((time.monotonic() - self.t0, lag))
+            except Exception:  # a probe during a rebalance; the next sample will do
+                continue
+
+    def table(self, rows: int = 24) -> str:
+        step = max(1, len(self.samples) // rows)
+        picked = self.samples[::step]
+        if self.samples and picked[-1] != self.samples[-1]:
+            picked.append(self.samples[-1])
+        return "\n".join(f"  t={t:7.1f}s  lag={n:>9,}" for t, n in picked)
+
+
+class HookReceiver:
+    """A local webhook endpoint: arrival time and ``observed_at`` of every alert."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, str | None, str]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                now = time.time()
+                try:
+                    alert = json.loads(body).get("alert") or {}
+                    outer.arrivals.append((now, alert.get("observed_at"), alert.get("rule", "")))
+                finally:
+                    self.send_response(200)
+                    self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def latencies(self) -> list[float]:
+        return sorted(now - datetime.fromisoformat(obs).timestamp()
+                      for now, obs, _ in self.arrivals if obs)
+
+    def close(self) -> None:
+        self.server.shutdown()
 
 
 def timed_drain(bootstrap: str, group: str, topics: list[str], partitions: int, total: int,
-                alive: object, timeout: float) -> float:
+                alive: Callable[[], bool], timeout: float) -> float:
     """Seconds from the first committed progress to zero lag (twice in a row)."""
     start: float | None = None
     zero = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert callable(alive) and alive(), "worker died"
+        if not alive():
+            raise RuntimeError("worker died")
         current = group_lag(bootstrap, group, topics, partitions)
         now = time.monotonic()
         if start is None and current[topics[0]] < total:
@@ -45,68 +178,177 @@ def timed_drain(bootstrap: str, group: str, topics: list[str], partitions: int, 
     raise TimeoutError(f"not drained in {timeout}s")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--events", type=int, default=20000)
-    ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument("--timeout", type=float, default=1800)
-    args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="mw-bench-"))
-    matrix = build_matrix()
+# --- feeding -----------------------------------------------------------------------------
+
+
+def simulated_lines(matrix: Matrix, n: int) -> Iterator[bytes]:
+    """``n`` native objects; event time starts far enough back that the feed never runs
+    into the future (about 130k events per simulated day on the 10k matrix)."""
+    days = 2 + n * len(matrix.accounts) // (211 * 20_000) // 7 + n // 100_000
+    start = (datetime.now(tz=TZ) - timedelta(days=days)).replace(hour=0, minute=0, second=0,
+                                                                 microsecond=0)
+    enc = JsonlEncoder()
+    for obj in Simulator(matrix, start=start).events(n):
+        yield enc.encode(obj).encode()
+
+
+def feed(feeder: Feeder, lines: Iterator[bytes], rate: float, also: Callable[[bytes], None]
+         | None = None) -> int:
+    """Produce every line with its collection time; paced at ``rate``/s when rate > 0."""
+    n, t0 = 0, time.monotonic()
+    for line in lines:
+        feeder.send_raw(line, as_of=datetime.now(tz=UTC).isoformat())
+        if also is not None:
+            also(line)
+        n += 1
+        if rate > 0 and n % 50 == 0:
+            ahead = t0 + n / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+        if n % 100_000 == 0:
+            print(f"  produced {n:,} ({n / (time.monotonic() - t0):,.0f}/s)", flush=True)
+    feeder.flush()
+    return n
+
+
+# --- the runs ----------------------------------------------------------------------------
+
+
+def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, matrix: Matrix,
+                 bare_producer: object | None) -> dict[str, float]:
     reg = work / "matrix.yaml"
     write_registry(reg, matrix)
-    sim = Simulator(matrix)
-    lines = [json.dumps(o, ensure_ascii=False).encode() for o in sim.events(args.events)]
-    print(f"{len(lines):,} simulated objects, {len(matrix.accounts)} accounts, "
-          f"{args.partitions} partitions", flush=True)
+    settings = Settings(kafka_url=broker.url, partitions=args.partitions, registry=reg,
+                        data_dir=work / "pipe", sqlite_path=work / "pipe" / "store.sqlite",
+                        app_id="bench-pipeline", topic_prefix="bench")
+    topics = pipeline_topics(settings)
+    ensure_topics(broker.bootstrap, topics, args.partitions)
+    hook = HookReceiver()
+    feeder = Feeder(settings, broker.url)
+    also = None
+    if bare_producer is not None:
+        def also(line: bytes) -> None:
+            bare_producer.send("bare-src", value=line)  # type: ignore[attr-defined]
+
+    start_worker = lambda: WorkerProcess.start(  # noqa: E731
+        settings, broker.url, work / "pipe" / "worker.log", MW_ALERT_WEBHOOK_URL=hook.url,
+        MW_ALERT_WEBHOOK_SECRET="bench-only-secret")
+    sampler = LagSampler(broker.bootstrap, settings.app_id, topics, args.partitions,
+                         args.sample)
+    lines = simulated_lines(matrix, args.events)
+    out: dict[str, float] = {}
+    if args.rate <= 0:
+        t = time.monotonic()
+        n = feed(feeder, lines, 0, also)
+        print(f"preloaded {n:,} events in {time.monotonic() - t:.0f}s", flush=True)
+        w = start_worker()
+        sampler.start()
+        secs = timed_drain(broker.bootstrap, settings.app_id, topics, args.partitions, n,
+                           w.alive, args.timeout)
+    else:
+        w = start_worker()
+        warm = simulated_lines(build_matrix(seed=99), 200)
+        feed(feeder, warm, 0)  # a worker that has joined and drained before the clock
+        timed_drain(broker.bootstrap, settings.app_id, topics, args.partitions, 200,
+                    w.alive, 300)
+        sampler.start()
+        t = time.monotonic()
+        n = feed(feeder, lines, args.rate, also)
+        while sum(group_lag(broker.bootstrap, settings.app_id, topics,
+                            args.partitions).values()) > 0:
+            if not w.alive():
+                raise RuntimeError("worker died")
+            time.sleep(0.25)
+        secs = time.monotonic() - t
+    time.sleep(2)  # the last notifications
+    sampler.stop_flag.set()
+    try:
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{w.web_port}/metrics",
+                                         timeout=10).read().decode()
+    except OSError as e:
+        print(f"  (no /metrics: {e})")
+        metrics = ""
+    out["worker_rss"] = peak_rss_mb(w.proc.pid)
+    w.stop()
+    feeder.close()
+    hook.close()
+    out["rate"] = n / secs
+    how = f"paced at {args.rate:,.0f}/s" if args.rate > 0 else "backlog drained"
+    print(f"\nfull pipeline: {n:,} events in {secs:.1f}s = {out['rate']:,.0f} events/s ({how})")
+    print("latency from collection (worker histogram, interpolated within buckets):")
+    for stage, label in (("store", "event → store"), ("alert", "event → alert stored"),
+                         ("notify", "event → notification sent")):
+        c, p50, p99 = histogram_quantiles(metrics, "matrixwatch_end_to_end_seconds", stage)
+        print(f"  {label:<27} n={c:>9,}  p50={p50:8.2f}s  p99={p99:8.2f}s")
+    lat = hook.latencies()
+    print(f"  {'event → webhook received':<27} n={len(lat):>9,}  p50={quantile(lat, .5):8.2f}s"
+          f"  p99={quantile(lat, .99):8.2f}s  (exact, local receiver; "
+          f"{len(hook.arrivals):,} deliveries incl. time-driven and digests)")
+    print(f"consumer lag over time (all pipeline topics, every {args.sample:g}s):")
+    print(sampler.table())
+    return out
+
+
+def run_bare(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
+             n: int) -> dict[str, float]:
+    env = {**os.environ, "BARE_KAFKA_URL": broker.url,
+           "BARE_PARTITIONS": str(args.partitions), "BARE_DATADIR": str(work / "bare")}
+    with open(work / "bare.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, str(HERE / "bare_faust.py"), "worker",
+                                 "-l", "warn"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        secs = timed_drain(broker.bootstrap, "bare-bench", ["bare-src"], args.partitions, n,
+                           lambda: proc.poll() is None, args.timeout)
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    rate = n / secs
+    print(f"\nbare Faust consume→produce: {n:,} in {secs:.1f}s = {rate:,.0f} events/s")
+    return {"rate": rate, "rss": rss}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=20000)
+    ap.add_argument("--matrix", choices=sorted(MATRICES), default="default")
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="Paced feed, events/s (0: preload, then drain the backlog).")
+    ap.add_argument("--no-bare", action="store_true", help="Skip the bare Faust run.")
+    ap.add_argument("--sample", type=float, default=10.0, help="Lag sampling period, s.")
+    ap.add_argument("--timeout", type=float, default=3600)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mw-bench-"))
+    matrix = build_matrix(**MATRICES[args.matrix])
+    print(f"{args.events:,} simulated objects, {len(matrix.accounts):,} accounts, "
+          f"{args.partitions} partitions, work dir {work}", flush=True)
 
     with EmbeddedBroker(log_path=work / "broker.log") as broker:
-        # --- full pipeline ---------------------------------------------------------
-        settings = Settings(kafka_url=broker.url, partitions=args.partitions, registry=reg,
-                            data_dir=work / "pipe", sqlite_path=work / "pipe" / "store.sqlite",
-                            app_id="bench-pipeline", topic_prefix="bench")
-        ensure_topics(broker.bootstrap, pipeline_topics(settings), args.partitions)
-        feeder = Feeder(settings, broker.url)
-        for line in lines:
-            feeder.send_raw(line, replay=True)
-        feeder.close()
-        w = WorkerProcess.start(settings, broker.url, work / "pipe" / "worker.log")
-        try:
-            secs = timed_drain(broker.bootstrap, settings.app_id, pipeline_topics(settings),
-                               args.partitions, len(lines), w.alive, args.timeout)
-        finally:
-            w.stop()
-        pipe_rate = len(lines) / secs
-        print(f"full pipeline: {len(lines):,} events in {secs:.1f}s = {pipe_rate:,.0f} events/s",
-              flush=True)
+        bare_producer = None
+        if not args.no_bare:
+            from kafka import KafkaProducer
 
-        # --- bare Faust consume→produce ------------------------------------------
-        ensure_topics(broker.bootstrap, ["bare-src", "bare-dst"], args.partitions)
-        from kafka import KafkaProducer
-
-        prod = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=20,
-                             max_request_size=5 * 1024 * 1024)
-        for line in lines:
-            prod.send("bare-src", value=line)
-        prod.flush()
-        prod.close()
-        env = {**os.environ, "BARE_KAFKA_URL": broker.url,
-               "BARE_PARTITIONS": str(args.partitions), "BARE_DATADIR": str(work / "bare")}
-        with open(work / "bare.log", "ab") as log:
-            proc = subprocess.Popen([sys.executable, str(HERE / "bare_faust.py"), "worker",
-                                     "-l", "warn"], stdout=log, stderr=subprocess.STDOUT,
-                                    env=env)
-        try:
-            secs_bare = timed_drain(broker.bootstrap, "bare-bench", ["bare-src"],
-                                    args.partitions, len(lines), lambda: proc.poll() is None,
-                                    args.timeout)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-        bare_rate = len(lines) / secs_bare
-        print(f"bare Faust consume→produce: {len(lines):,} in {secs_bare:.1f}s = "
-              f"{bare_rate:,.0f} events/s")
-        print(f"ratio full/bare: {pipe_rate / bare_rate:.2f}")
+            ensure_topics(broker.bootstrap, ["bare-src", "bare-dst"], args.partitions)
+            bare_producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=20,
+                                          max_request_size=5 * 1024 * 1024)
+        pipe = run_pipeline(args, broker, work, matrix, bare_producer)
+        bare: dict[str, float] = {}
+        if bare_producer is not None:
+            bare_producer.flush()
+            bare_producer.close()
+            bare = run_bare(args, broker, work, args.events)
+        broker_rss = peak_rss_mb(broker.proc.pid) if broker.proc else float("nan")
+    print("\npeak RSS per process:")
+    print(f"  worker (full pipeline)  {pipe['worker_rss']:8.0f} MB")
+    if bare:
+        print(f"  worker (bare Faust)     {bare['rss']:8.0f} MB")
+    print(f"  broker (tansu, memory)  {broker_rss:8.0f} MB  (holds every topic in memory)")
+    print(f"  this bench process      "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:8.0f} MB")
+    if bare:
+        print(f"\nratio full/bare: {pipe['rate'] / bare['rate']:.2f}")
     return 0
 
 

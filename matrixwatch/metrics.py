@@ -24,9 +24,9 @@ CONSUMER_LAG = Gauge(
 )
 E2E_LATENCY = Histogram(
     "matrixwatch_end_to_end_seconds",
-    "Seconds from collection to the store / to the alert",
+    "Seconds from collection to the store / to the stored alert / to the sent notification",
     ["stage"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 1800),
 )
 SENTIMENT_SECONDS = Histogram(
     "matrixwatch_sentiment_batch_seconds", "Seconds to score one batch (off the event loop)"

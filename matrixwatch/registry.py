@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,22 @@ from matrixwatch.streams.records import LEVELS, Account, parse_iso
 
 class RegistryError(ValueError):
     """A matrix.yaml that cannot be used, with the row and field at fault."""
+
+
+def _extras(row: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``vertical`` (text) and ``verified_at`` (an ISO date or time; YAML may give a date)."""
+    out: dict[str, Any] = {}
+    if row.get("vertical") not in (None, ""):
+        out["vertical"] = str(row["vertical"])
+    value = row.get("verified_at")
+    if value not in (None, ""):
+        if not isinstance(value, date):  # datetime is a date too
+            try:
+                datetime.fromisoformat(str(value))
+            except ValueError as e:
+                raise RegistryError(f"{where}: verified_at: {e}") from e
+        out["verified_at"] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -31,6 +48,9 @@ class Registry:
     accounts: dict[tuple[str, str], Account] = field(default_factory=dict)
     units: list[Unit] = field(default_factory=list)
     closed_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: Optional row fields the Account record does not carry, by (platform, id):
+    #: ``vertical`` (垂直领域, the index's peer group) and ``verified_at`` (认证日期).
+    extras: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _children: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
 
     # --- construction ---------------------------------------------------------------
@@ -62,6 +82,9 @@ class Registry:
             if acc.key_tuple in reg.accounts:
                 raise RegistryError(f"{where}: duplicate id {acc.id} on {acc.platform}")
             reg.accounts[acc.key_tuple] = acc
+            extra = _extras(row, where)
+            if extra:
+                reg.extras[acc.key_tuple] = extra
             if row.get("closed_at"):
                 try:
                     reg.closed_at[acc.key_tuple] = parse_iso(str(row["closed_at"])).timestamp()

@@ -87,7 +87,10 @@ def run_main(settings: Settings, *, rate: float, duration: float = 0.0,
     scheduler.start()
     with broker_for(settings.kafka_url, settings.data_dir / "broker.log") as url:
         prepare_topics(settings, url)
-        with running_worker(settings, url, settings.data_dir / "worker.log") as worker, \
+        # The simulated clock starts now and runs ahead of the wall clock (~800x at the
+        # default rate): the worker's far-future guard would refuse the feed within minutes.
+        with running_worker(settings, url, settings.data_dir / "worker.log",
+                            MW_MAX_FUTURE_SKEW="inf") as worker, \
                 running_console(settings, console_port) as console:
             feeder = Feeder(settings, url)
             store = SQLiteStore(settings.store_path)

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         3600.0, description="Seconds. Watermark = max event time seen - allowed lateness."
     )
 
+    max_future_skew: float = Field(
+        86400.0, ge=0, description="Seconds. Input dated more than this after the wall clock "
+        "(or before 2000-01-01) is dead-lettered ('bad time: created_at: ...'): one "
+        "far-future date would move the watermark and close every open task. Measured "
+        "from the wall clock, not collected_at, so replays of old data are never refused; "
+        "'inf' turns it off (the `run` demo, whose simulated clock runs ahead)."
+    )
     idle_partition_after: float = Field(
         60.0, description="Wall seconds after which a partition with no new events stops "
         "holding the watermark back (its clock is the slowest partition's otherwise)."

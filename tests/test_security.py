@@ -1,7 +1,8 @@
 """Security properties that must not regress (SECURITY.md lists them).
 
 * Deserialization: only safe YAML loaders and no pickle/eval in the package; the loaders
-  refuse Python tags. Three loader bugs found by fuzzing are pinned as strict xfails.
+  refuse Python tags, and hostile YAML (bad characters, unconvertible tagged scalars,
+  recursive aliases, alias bombs: found by fuzzing) is a RuleError with file:line, fast.
 * TLS verification is on by default for Elasticsearch, the notifiers (DingTalk, WeCom,
   Feishu, webhook, SMTP), the collectors and Kibana; a self-signed server is refused.
 * Secrets never reach a log or the store: a worker (DEBUG logging) writing to a loopback
@@ -117,53 +118,58 @@ def test_yaml_inputs_refuse_python_tags(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG (alerts/yamlsrc.py parse): exceptions raised inside PyYAML escape the rule and "
-    "channels loaders instead of RuleError/ChannelError 'file:line: field: message'. "
-    "(a) a control character such as '\\x1f': yaml.reader.ReaderError, raised by "
-    "`yaml.SafeLoader(text)`, which is constructed before the try; (b) a tagged scalar "
-    "that does not convert ('!!int abc', '!!float abc', '!!bool abc', '!!timestamp "
-    "2001-13-45'): ValueError/KeyError/AttributeError from construct_object, which the "
-    "except clauses (SourceError, yaml.YAMLError) do not cover. `matrixwatch rules "
-    "validate` and worker start-up then end in a traceback. Found by tests/fuzz "
-    "(counted there as 'KNOWN BUG')."))
 @pytest.mark.parametrize("value", ["a\x1fb", "!!int abc", "!!float abc", "!!bool abc",
                                    "!!timestamp 2001-13-45"])
-def test_rule_loader_reports_bad_yaml_as_rule_error(value: str) -> None:
-    try:
+def test_rule_loader_reports_bad_yaml_as_rule_error(value: str, tmp_path: Path) -> None:
+    """PyYAML's own errors (a control character: ReaderError, raised when the loader is
+    built; a tagged scalar that does not convert: ValueError/KeyError from the
+    constructor) are RuleError/ChannelError 'file:line: field: message', not tracebacks
+    out of `matrixwatch rules validate` or worker start-up."""
+    from matrixwatch.alerts.channels import ChannelConfig, ChannelError
+
+    with pytest.raises(RuleError, match=r"^r\.yaml:2: [^:]+: invalid YAML: "):
         rule_from_text(f"type: spike\ndescription: {value}\n", file="r.yaml")
-    except RuleError:
-        pass
-    except Exception as e:
-        raise AssertionError(f"{type(e).__name__} escaped the rule loader") from e
+    (tmp_path / "channels.yaml").write_text(f"channels:\n  x: {value}\n", encoding="utf-8")
+    with pytest.raises(ChannelError, match=r"channels\.yaml:2: "):
+        ChannelConfig.load(tmp_path / "channels.yaml")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG (alerts/yamlsrc.py _walk follows aliases without a visited set): a recursive "
-    "anchor ('filter: &f {accounts: *f}') recurses until RecursionError, which escapes "
-    "the rule and channels loaders instead of a RuleError."))
-def test_rule_loader_recursive_alias() -> None:
-    try:
-        rule_from_text("type: spike\nfilter: &f {accounts: *f}\n", file="r.yaml")
-    except RuleError:
-        pass
-    except RecursionError as e:
-        raise AssertionError("RecursionError escaped the rule loader") from e
+@pytest.mark.parametrize(("text", "where"), [
+    ("type: spike\nfilter: &f {accounts: *f}\n", "r.yaml:2: filter.accounts: "),
+    ("type: spike\nx: &x [1, *x]\n", "r.yaml:2: x[1]: "),
+    ("type: spike\nx: &x\n  <<: *x\n", "r.yaml:2: x.<<: "),  # through a merge key
+])
+def test_rule_loader_recursive_alias(text: str, where: str) -> None:
+    """A self-containing anchor is refused, not walked until RecursionError."""
+    with pytest.raises(RuleError, match=re.escape(where) + "invalid YAML: recursive alias"):
+        rule_from_text(text, file="r.yaml")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG (alerts/yamlsrc.py _walk expands aliases: every alias is walked again): a "
-    "279-byte rule file of 6 nested 10-way aliases costs 10^6 node visits (1.6 s "
-    "measured; 7 levels 329 bytes: 32 s; 8 levels: minutes and GBs). Expected: aliases "
-    "refused or counted, so a rule file is rejected in milliseconds."))
-def test_rule_loader_alias_expansion_is_bounded() -> None:
-    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
-    levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 6)]
+@pytest.mark.parametrize("merge", [False, True])
+def test_rule_loader_alias_expansion_is_bounded(merge: bool) -> None:
+    """Billion laughs: 8 levels of 10-way aliases (10^8 values once expanded, as lists or
+    through merge keys) are refused in milliseconds; walking them took minutes and GBs."""
+    if merge:
+        levels = ["a0: &a0 {" + ", ".join(f"k{j}: x" for j in range(10)) + "}"]
+        levels += [f"a{i}: &a{i} {{<<: [" + ", ".join([f"*a{i - 1}"] * 10) + "]}"
+                   for i in range(1, 9)]
+    else:
+        levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+        levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
     started = time.perf_counter()
-    with pytest.raises(RuleError):
+    with pytest.raises(RuleError, match=r"^r\.yaml:\d+: a\d.*: invalid YAML: more than \d+ "
+                                        r"values once aliases are expanded"):
         rule_from_text("\n".join(levels) + "\n", file="r.yaml")
     took = time.perf_counter() - started
     assert took < 0.25, f"{took:.2f}s for a {len(chr(10).join(levels))}-byte rule file"
+
+
+def test_rule_loader_keeps_ordinary_aliases() -> None:
+    """The bound is on expansion, not on aliases: a reused list still loads."""
+    text = ("type: keyword\nparams:\n  lists:\n    - {name: a, words: &w [x, y]}\n"
+            "    - {name: b, words: *w}\n")
+    rule = rule_from_text(text, file="r.yaml")
+    assert [k.words for k in rule.params.lists] == [("x", "y"), ("x", "y")]
 
 
 # --------------------------------------------------------------------------- TLS

@@ -12,7 +12,17 @@ decisions survive restarts. Everything is decided on the alert's event time:
   or a lower severity: suppressed (not stored, not sent). A higher severity breaks through,
   and so does the first alert after quiet hours if the one before was held.
 * **quiet hours** — in Asia/Shanghai local time of the alert; below the window's
-  ``min_severity`` the alert is stored but held: no notification.
+  ``min_severity`` the alert is stored but held: no notification then. The held alert
+  is queued in its key's state with its routed channels and the end of its window.
+* **digest** — :meth:`Dispatcher.flush` takes the held alerts whose window has ended by
+  ``now`` (event time, like every decision here: the window ``[start, end)`` is over at
+  ``now >= end``), removes them from their states and returns one digest per channel
+  (an alert of type ``quiet_digest``: count per rule and severity, the top few held
+  alerts with account, unit, numbers, Beijing time and link), sent like any alert.
+  Each worker digests the keys of its own partitions (one worker: one digest per channel).
+  A held alert that reaches the dispatcher after its window's digest went out comes in
+  a later digest of its own. Digest ids hash the held ids: a re-sent digest (a crash
+  between sending and saving the state) keeps its id, so receivers can dedupe.
 * **routing** — the rule's routes, else channels.yaml's: every matching route adds its
   channels (``stop: true`` ends the list); disabled channels (missing secrets) are skipped.
 """
@@ -21,9 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from tenacity import (
     AsyncRetrying,
@@ -37,15 +49,18 @@ from matrixwatch.alerts import metrics
 from matrixwatch.alerts.channels import Channel, ChannelConfig, ChannelError
 from matrixwatch.alerts.notifiers import SENDERS
 from matrixwatch.alerts.notifiers.base import DeliveryFailed, NotifyError, client_for
-from matrixwatch.alerts.rules import SEVERITIES, Rule, severity_rank
-from matrixwatch.alerts.text import alert_id, to_local
+from matrixwatch.alerts.notifiers.render import COUNT_PREFIX, QUIET_DIGEST, digest_line
+from matrixwatch.alerts.rules import SEVERITIES, QuietHours, Rule, severity_rank
+from matrixwatch.alerts.text import SHANGHAI, alert_id, local_str, to_local
 from matrixwatch.registry import Registry
 from matrixwatch.streams.records import Alert, epoch
 
-__all__ = ["Decision", "DeliveryFailed", "Dispatcher", "deliver"]
+__all__ = ["Decision", "DeliveryFailed", "Digest", "Dispatcher", "HeldIndex", "deliver"]
 
 log = logging.getLogger(__name__)
 MAX_IDS = 32
+MAX_HELD = 200  # held alerts kept whole per key; beyond, the last entry counts the rest
+DIGEST_TOP = 5  # held alerts listed in a digest (the rest are counted)
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,79 @@ class Decision:
     reason: str = "new"  # new | escalated | realert | duplicate
     held: bool = False  # stored but not sent (quiet hours)
     skipped: list[str] = field(default_factory=list)  # routed but disabled channels
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One quiet-hours digest for one channel: ``alert`` is what is sent (never stored)."""
+
+    channel: str
+    alert: Alert
+    held: list[str]  # ids of the held alerts it summarises
+
+
+def quiet_window(q: QuietHours, local: datetime) -> tuple[datetime, datetime]:
+    """(start, end) of the occurrence of ``q`` that covers ``local`` (Asia/Shanghai).
+
+    The end is the next ``q.end`` after ``local`` (windows are minute-aligned and end
+    exclusive); the start the last ``q.start`` at or before it. ``start == end`` is a
+    24-hour window per start day.
+    """
+    minute = local.hour * 60 + local.minute
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    start = day + timedelta(minutes=q.start - (0 if q.start <= minute else 1440))
+    end = day + timedelta(minutes=q.end + (0 if q.end > minute else 1440))
+    return start, end
+
+
+def _held_entry(alert: Alert, windows: list[tuple[datetime, datetime]],
+                channels: list[str]) -> dict:
+    """What the state keeps of a held alert: enough to render it in the digest."""
+    a = alert.asdict()
+    a.pop("message", None)
+    a["samples"] = (a.get("samples") or [])[:1]
+    return {"start": min(w[0] for w in windows).timestamp(),
+            "end": max(w[1] for w in windows).timestamp(), "ch": list(channels), "a": a}
+
+
+def _enqueue(queue: list[dict], entry: dict) -> list[dict]:
+    if len(queue) < MAX_HELD or queue[-1]["end"] != entry["end"]:
+        return [*queue, entry]
+    last = dict(queue[-1])  # full: count it on the last entry (same key and window)
+    more = dict(last.get("more") or {})
+    sev = entry["a"]["severity"]
+    more[sev] = more.get(sev, 0) + 1
+    last.update(more=more, ch=[*last["ch"], *(c for c in entry["ch"] if c not in last["ch"])])
+    return [*queue[:-1], last]
+
+
+def digest_for(channel: str, entries: list[dict]) -> Digest:
+    """The digest of held entries for one channel (pure: same entries, same digest)."""
+    held = sorted({e["a"]["id"] for e in entries})
+    counts: dict[str, float] = {}
+    total = 0
+    for e in entries:
+        a = e["a"]
+        for sev, n in [(a["severity"], 1), *(e.get("more") or {}).items()]:
+            k = f"{COUNT_PREFIX}{a['rule']}|{a['type']}|{sev}"
+            counts[k] = counts.get(k, 0.0) + n
+            total += n
+    top = sorted(entries, key=lambda e: (-severity_rank(e["a"]["severity"]),
+                                         e["a"]["timestamp"], e["a"]["id"]))[:DIGEST_TOP]
+    start, end = min(e["start"] for e in entries), max(e["end"] for e in entries)
+    severity = max((e["a"]["severity"] for e in entries), key=severity_rank)
+    alert = Alert(
+        id=alert_id(QUIET_DIGEST, channel, ",".join(held)), rule="quiet_hours",
+        type=QUIET_DIGEST, severity=severity,
+        timestamp=datetime.fromtimestamp(end, tz=SHANGHAI).isoformat(),
+        title=f"暂缓 {total} 条告警（{local_str(start, seconds=False)[5:]} 至 "
+              f"{local_str(end, seconds=False)[5:]}）",
+        message="以下告警在静默时段内低于发送级别，已入库但未通知；时段结束，汇总如下。"
+                "完整列表见值班台。",
+        values={"total": float(total), "window_start": start, "window_end": end, **counts},
+        samples=[digest_line(Alert(**e["a"])) for e in top],
+    )
+    return Digest(channel=channel, alert=alert, held=held)
 
 
 class Dispatcher:
@@ -129,18 +217,87 @@ class Dispatcher:
         routed = self.route(alert, rule)
         enabled = [c for c in routed if self.channels.channels[c].enabled]
         skipped = [c for c in routed if c not in enabled]
+        if held and enabled:  # for the digest at the end of the window
+            windows = [quiet_window(q, local) for q in (rule.quiet_hours if rule else ())
+                       if q.holds(alert.severity, local)]
+            st["queue"] = _enqueue(st.get("queue") or [], _held_entry(alert, windows, enabled))
         outcome = "held" if held else ("sent" if enabled else "unrouted")
         metrics.DECISIONS.labels(rule=alert.rule, outcome=outcome).inc()
         return st, Decision(store=True, alert=alert, channels=[] if held else enabled,
                             reason=reason, held=held, skipped=skipped)
 
+    def flush(self, items: Iterable[tuple[str, dict | None]], now: float,
+              ) -> tuple[dict[str, dict], list[Digest]]:
+        """Held alerts whose quiet window has ended by ``now`` (event time, epoch s).
+
+        ``items`` are (key, state) pairs. Returns the changed states (due entries
+        removed; nothing else changes) and one digest per channel, by channel name.
+        Pure: the caller saves the states only after the digests are out.
+        """
+        changes: dict[str, dict] = {}
+        by_channel: dict[str, list[dict]] = {}
+        for key, st in items:
+            queue = (st or {}).get("queue") or []
+            due = [e for e in queue if e["end"] <= now]
+            if not due or st is None:
+                continue
+            rest = [e for e in queue if e["end"] > now]
+            changes[key] = {**{k: v for k, v in st.items() if k != "queue"},
+                            **({"queue": rest} if rest else {})}
+            for e in due:
+                for ch in e["ch"]:
+                    by_channel.setdefault(ch, []).append(e)
+        digests = [digest_for(ch, entries) for ch, entries in sorted(by_channel.items())]
+        return changes, digests
+
     def expired(self, state: dict | None, watermark: float) -> bool:
-        """True when a key's state can be deleted: nothing for a day past its windows."""
+        """True when a key's state can be deleted: nothing for a day past its windows,
+        and no held alert waiting for its digest."""
         if not state or state.get("last") is None:
-            return True
+            return not (state or {}).get("queue")
+        if state.get("queue"):
+            return False
         horizon = 86400.0 + max((max(r.realert, r.escalate_reset or 0.0)
                                  for r in self.rules.values()), default=0.0)
         return state["last"] < watermark - horizon
+
+
+class HeldIndex:
+    """Which keys hold alerts, and the dispatcher's clock, on this worker.
+
+    Derived and in memory: ``due`` maps a key to its earliest window end; it is rebuilt
+    from the table after a rebalance (set ``stale``), so only the table needs a
+    changelog. ``clock`` is the latest event time the dispatcher has been shown (the
+    alerts it decided and, live, the pipeline's event time); it only moves forward.
+    """
+
+    def __init__(self) -> None:
+        self.due: dict[str, float] = {}
+        self.clock = -math.inf
+        self.stale = True
+
+    def advance(self, t: float) -> float:
+        self.clock = max(self.clock, t)
+        return self.clock
+
+    def note(self, states: Iterable[tuple[str, dict | None]]) -> None:
+        for key, st in states:
+            queue = (st or {}).get("queue")
+            if queue:
+                self.due[key] = min(e["end"] for e in queue)
+            else:
+                self.due.pop(key, None)
+
+    def keys_due(self, table_items: Callable[[], Iterable[tuple[str, dict | None]]],
+                 overlay: dict[str, dict | None] | None = None) -> list[str]:
+        """Keys with a window ended by ``clock``. ``table_items`` rebuilds the index when
+        stale; ``overlay`` holds states decided but not saved yet (they win)."""
+        if self.stale:
+            self.due.clear()
+            self.note(table_items())
+            self.stale = False
+        self.note((overlay or {}).items())
+        return sorted(k for k, end in self.due.items() if end <= self.clock)
 
 
 def _scrub(text: str, ch: Channel) -> str:

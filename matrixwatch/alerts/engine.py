@@ -67,7 +67,33 @@ from matrixwatch.streams.records import (
 from matrixwatch.streams.spikes import SpikeDetector, SpikeSignal
 from matrixwatch.streams.volume import VolumeCounter, new_state
 
-__all__ = ["END_OF_INPUT_GUARD", "RuleEngine", "SurgeDetector", "SurgeSignal", "is_question"]
+__all__ = ["END_OF_INPUT_GUARD", "RuleEngine", "SurgeDetector", "SurgeSignal", "check_health",
+           "is_question"]
+
+
+def check_health(h: CollectorHealth) -> None:
+    """ValueError("bad health record: <field>: ...") unless the fields have their types.
+
+    Records on mw-health are decoded without coercion, so a collector bug (or a hand-made
+    record) can carry ``"consecutive_failures": "three"``; the stream dead-letters such a
+    record with this reason instead of failing somewhere inside the rule.
+    """
+    def bad(field: str, why: str) -> ValueError:
+        return ValueError(f"bad health record: {field}: {why}")
+
+    for name in ("source", "status", "at", "platform"):
+        if not isinstance(getattr(h, name, None), str) or not getattr(h, name):
+            raise bad(name, "not a non-empty string")
+    for name in ("last_error", "account_id"):
+        if getattr(h, name, None) is not None and not isinstance(getattr(h, name), str):
+            raise bad(name, "not a string")
+    n = getattr(h, "consecutive_failures", None)
+    if type(n) is not int or n < 0:
+        raise bad("consecutive_failures", f"not a count: {str(n)[:40]!r}")
+    try:
+        epoch(h.at)
+    except (ValueError, TypeError) as e:
+        raise bad("at", str(e)[:80]) from None
 
 STATE_VERSION = 1
 #: Watermarks at or beyond this (year ~5138) are the replay's end-of-input punctuation
@@ -654,6 +680,8 @@ class RuleEngine:
 
     # --- collector health ---------------------------------------------------------------
     def on_health(self, health: CollectorHealth) -> list[Alert]:
+        """collector_health alerts for one report; ValueError if the report is malformed."""
+        check_health(health)
         out = []
         for rule in self.health_rules:
             p: HealthRuleParams = rule.params

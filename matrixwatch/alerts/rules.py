@@ -21,6 +21,8 @@ Schema (all keys but ``type`` optional)::
     escalate_after: 2h            # key still firing after this: one level up (per period)
     escalate_reset: 2h            # a longer gap ends the episode (default: escalate_after)
     quiet_hours: {start: "23:00", end: "07:00", min_severity: orange}
+                                  # Beijing time; below min_severity: stored, held, and
+                                  # summarised per channel in one digest at the window's end
     routing:                      # default: the routes of channels.yaml
       - {channels: [duty_dingtalk], levels: [county, township], min_severity: yellow}
 """
@@ -40,7 +42,12 @@ from typing import Any
 from matrixwatch.alerts.yamlsrc import Doc, SourceError, load, parse
 from matrixwatch.streams.records import KINDS, LEVELS, Account, Alert, Event
 from matrixwatch.streams.sentiment.base import LABELS
-from matrixwatch.streams.spikes import SEVERITIES, SEVERITY_ZH, SpikeParams
+from matrixwatch.streams.spikes import (
+    MAX_HALF_LIFE_BUCKETS,
+    SEVERITIES,
+    SEVERITY_ZH,
+    SpikeParams,
+)
 
 __all__ = [
     "DEFAULT_RULES_DIR",
@@ -534,6 +541,15 @@ def _params(doc: Doc, rtype: str, raw: Any) -> Any:
         det_vals.update({k: v for k, v in vals.items() if k in _SPIKE_DETECTOR_KEYS})
         bucket = vals.get("bucket", 300.0)
         detector = replace(SpikeParams(bucket_seconds=bucket), **det_vals)
+        for name in ("mean_half_life", "var_half_life"):
+            # The detector's per-bucket rates underflow to 0 for half-lives of ~1e16
+            # buckets (found by fuzzing): refuse here, not when the worker starts.
+            ratio = getattr(detector, name) / bucket
+            if ratio > MAX_HALF_LIFE_BUCKETS:
+                raise _fail(doc, (*path, name if name in vals else "bucket"),
+                            f"{name} of {getattr(detector, name):g}s is {ratio:.3g} buckets "
+                            f"of {bucket:g}s; at most {MAX_HALF_LIFE_BUCKETS:,} (use a "
+                            f"shorter half-life or a longer bucket)")
         rest = {k: v for k, v in vals.items() if k not in _SPIKE_DETECTOR_KEYS}
         cls = SurgeRuleParams if rtype == "negative_surge" else SpikeRuleParams
         return cls(detector=detector, **rest)

@@ -16,6 +16,8 @@ from matrixwatch.streams.records import Account
 from matrixwatch.streams.spikes import SEVERITY_ZH
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+_LOCAL_MIN = datetime.min.replace(tzinfo=SHANGHAI)
+_LOCAL_MAX = datetime.max.replace(tzinfo=SHANGHAI)
 
 LEVEL_ZH = {"national": "国家级", "province": "省级", "city": "市级", "county": "区县级",
             "township": "乡镇级", "department": "部门"}
@@ -23,7 +25,7 @@ KIND_ZH = {"post": "微博", "repost": "转发", "comment": "评论"}
 TYPE_ZH = {"spike": "声量突增", "negative_surge": "负面激增", "keyword": "关注词命中",
            "stale_account": "账号久未更新", "unanswered": "网民提问未回复",
            "linkage_lagging": "联动进度滞后", "linkage_low": "联动率偏低",
-           "collector_health": "采集异常"}
+           "collector_health": "采集异常", "quiet_digest": "静默时段汇总"}
 _URL_SECRET = re.compile(r"(https?://[^/\s?#]+)[^\s]*")
 
 
@@ -37,9 +39,22 @@ def severity_zh(severity: str) -> str:
 
 
 def to_local(ts: str | float) -> datetime:
+    """``ts`` in Beijing time; never raises on a time outside ``datetime``'s range.
+
+    Alert wording runs in the worker's timers: an absurd event time (year 1 at +14:00,
+    year 9999, NaN) that slipped into rule state must not crash the worker with an
+    OverflowError/ValueError, so such times are clamped to ``datetime.min``/``max``.
+    """
     if isinstance(ts, int | float):
-        return datetime.fromtimestamp(ts, tz=SHANGHAI)
-    return datetime.fromisoformat(ts).astimezone(SHANGHAI)
+        try:
+            return datetime.fromtimestamp(ts, tz=SHANGHAI)
+        except (OverflowError, ValueError, OSError):
+            return _LOCAL_MAX if ts > 0 else _LOCAL_MIN
+    dt = datetime.fromisoformat(ts)
+    try:
+        return dt.astimezone(SHANGHAI)
+    except (OverflowError, ValueError):
+        return _LOCAL_MAX if dt.year > 1 else _LOCAL_MIN
 
 
 def local_str(ts: str | float, seconds: bool = True) -> str:

@@ -212,13 +212,23 @@ class Matrix:
 
 
 def _synthetic_places(rng: random.Random, taken: set[str], k: int) -> list[str]:
-    """Two-character place names not clashing with real ones (for oversized matrices)."""
+    """Place names not clashing with real ones (for oversized matrices).
+
+    Two characters while that space lasts (~900 names), then three: a 10k-account
+    matrix needs thousands of counties, and the two-character space alone never ends.
+    """
     out: list[str] = []
+    size, misses = 2, 0
     while len(out) < k:
-        name = rng.choice(_SYLLABLES) + rng.choice(_SYLLABLES)
-        if name[0] != name[1] and name not in taken:
+        name = "".join(rng.choice(_SYLLABLES) for _ in range(size))
+        if len(set(name)) == size and name not in taken:
             taken.add(name)
             out.append(name)
+            misses = 0
+        else:
+            misses += 1
+            if misses > 200:  # this length is (nearly) used up
+                size, misses = size + 1, 0
     return out
 
 

@@ -33,7 +33,18 @@ DATA_VIEWS: dict[str, tuple[str, str, str]] = {
     "mw-dv-linkage-items": ("linkage-items", "created_at", "matrixwatch 联动明细（任务×下级）"),
     "mw-dv-measures": ("measures", "period_end", "matrixwatch 矩阵指标"),
     "mw-dv-dead-letters": ("dead-letters", "received_at", "matrixwatch 死信"),
+    "mw-dv-index-scores": ("index-scores", "period_end", "matrixwatch 政务新媒体指数"),
+    "mw-dv-compliance": ("compliance", "checked_at", "matrixwatch 合规检查"),
 }
+# 表1's six indices (reports/config.py INDICES) and the checks (reports/compliance.py CHECKS)
+INDEX_LABELS: dict[str, str] = {
+    "interaction": "互动指数", "audience": "受众指数", "propagation": "传播指数",
+    "growth": "成长指数", "content": "内容指数", "cluster": "集群指数"}
+CHECK_LABELS: dict[str, str] = {
+    "stale": "两周无更新（否决）", "gaps": "更新间隔过长", "monthly": "月发布量不足",
+    "interaction": "留言回复不及时", "errata": "错敏字", "duplicate": "同一平台多账号"}
+SCORE1 = {"id": "number", "params": {"decimals": 1}}
+
 PERCENT = {"id": "percent", "params": {"decimals": 1}}
 NUMBER0 = {"id": "number", "params": {"decimals": 0}}
 
@@ -267,7 +278,8 @@ def duty_officer() -> list[dict[str, Any]]:
 
 
 def matrix_manager() -> list[dict[str, Any]]:
-    """矩阵管理: who reposts the superior, how fast, who lags, who is stale, 集群指数."""
+    """矩阵管理: who reposts the superior, how fast, who lags, who is stale, 集群指数;
+    then the monthly 政务新媒体指数 排行榜 and the compliance findings."""
     lk, it, me, ev, al = ("mw-dv-linkage", "mw-dv-linkage-items", "mw-dv-measures",
                           "mw-dv-events", "mw-dv-alerts")
     linked = "linked : true"
@@ -343,17 +355,122 @@ def matrix_manager() -> list[dict[str, Any]]:
         "**覆盖度** = 有账号的下级单位占比；**上级互动** = 转发或评论上级微博的次数；"
         "**下级联动** = 本账号微博被下级转发或评论的次数（新华网集群指数）。"
         "“监测时间点前2周内无更新”为单项否决。"))
+    report_objs = index_and_compliance()
+    (idx_note, m_acc, m_comp, m_veto, m_err, ranking, by_level, sub_level, profile, checks,
+     status, vetoes, problems) = report_objs
     dash = dashboard(
         "mw-dash-matrix-manager", "matrixwatch 矩阵管理看板",
-        "联动率（按上级、按下级）、转发时延分布、落后账号、停更账号与集群指数。",
+        "联动率（按上级、按下级）、转发时延分布、落后账号、停更账号与集群指数；"
+        "政务新媒体指数排行榜、分项指数与合规检查结果。",
         [(note, 0, 0, 48, 4), (m_rate, 0, 4, 12, 6), (m_tasks, 12, 4, 12, 6),
          (m_latency, 24, 4, 12, 6), (m_cover, 36, 4, 12, 6), (per_sup, 0, 10, 24, 14),
          (per_sub, 24, 10, 24, 14), (latency, 0, 24, 24, 12), (over_time, 24, 24, 24, 12),
          (laggards, 0, 36, 48, 14), (stale, 0, 50, 24, 14), (stale_alerts, 24, 50, 24, 14),
-         (index, 0, 64, 48, 14)],
+         (index, 0, 64, 48, 14),
+         (idx_note, 0, 78, 48, 4), (m_acc, 0, 82, 12, 6), (m_comp, 12, 82, 12, 6),
+         (m_veto, 24, 82, 12, 6), (m_err, 36, 82, 12, 6), (ranking, 0, 88, 48, 20),
+         (by_level, 0, 108, 24, 12), (sub_level, 24, 108, 24, 12), (profile, 0, 120, 48, 14),
+         (checks, 0, 134, 24, 12), (status, 24, 134, 24, 12), (vetoes, 0, 146, 24, 14),
+         (problems, 24, 146, 24, 14)],
         time_from="now-30d", refresh_ms=None)
     return [note, m_rate, m_tasks, m_latency, m_cover, per_sup, per_sub, latency, over_time,
-            laggards, stale, stale_alerts, index, dash]
+            laggards, stale, stale_alerts, index, *report_objs, dash]
+
+
+def index_and_compliance() -> list[dict[str, Any]]:
+    """政务新媒体指数 and the compliance checks (issue 10): 排行榜, sub-scores, findings.
+
+    One document per account and period (and check time); within a dashboard time range
+    that spans one monthly report every bucket below holds one document, so average,
+    min and last value all show that report's number.
+    """
+    sc, cp = "mw-dv-index-scores", "mw-dv-compliance"
+    bad = '("fail" or "veto")'
+    veto = 'status : "veto"'
+    idx_cols = {f"i_{k}": metric("average", f"{k}_index", label, SCORE1)
+                for k, label in INDEX_LABELS.items()}
+    m_accounts = lens("mw-lens-index-accounts", "参评账号", sc, "lnsMetric",
+                      {"m": metric("unique_count", "account_id", "参评账号", NUMBER0)},
+                      metric_vis("m"))
+    m_composite = lens("mw-lens-index-composite", "平均综合指数", sc, "lnsMetric",
+                       {"m": metric("average", "composite", "平均综合指数", SCORE1)},
+                       metric_vis("m"))
+    m_veto = lens("mw-lens-compliance-veto-count", "单项否决账号", cp, "lnsMetric",
+                  {"m": count("单项否决账号", veto)}, metric_vis("m"))
+    m_errata = lens("mw-lens-compliance-errata", "错敏字（处）", cp, "lnsMetric",
+                    {"m": metric("sum", "errata_hits", "错敏字（处）", NUMBER0)},
+                    metric_vis("m"))
+    ranking = lens(
+        "mw-lens-index-ranking", "排行榜：综合指数（按层级/领域分组，名次在前）", sc,
+        "lnsDatatable",
+        {"p": terms("period", "期间", 3, None, "desc"),
+         "g": terms("peer_group", "层级/领域", 40, None, "asc"),
+         "a": terms("name", "账号", 300, "r", "asc"),
+         "r": metric("min", "rank", "名次", NUMBER0),
+         **idx_cols,
+         "c": metric("average", "composite", "综合指数", SCORE1),
+         "v": last_value("veto", "单项否决", "boolean", "period_end")},
+        table(["p", "g", "a", "r", *idx_cols, "c", "v"]),
+        description="名次为同层级、同领域（peer_group）内的竞争排名；两周无更新（单项否决）"
+                    "的账号排在本组最后，分数照常显示。")
+    by_level = lens(
+        "mw-lens-composite-by-level", "平均综合指数（按层级，分领域）", sc, "lnsXY",
+        {"x": terms("level", "层级", 6, None, "asc"),
+         "s": terms("vertical", "领域", 12, "y"),
+         "y": metric("average", "composite", "平均综合指数", SCORE1)},
+        xy("bar", "x", ["y"], "s"))
+    sub_level = lens(
+        "mw-lens-index-by-level", "分项指数（按层级平均）", sc, "lnsXY",
+        {"x": terms("level", "层级", 6, None, "asc"), **idx_cols},
+        xy("bar", "x", list(idx_cols)))
+    profile = lens(
+        "mw-lens-index-profile", "分项指数与综合指数（综合指数前20的账号）", sc, "lnsXY",
+        {"x": terms("name", "账号", 20, "c"), **idx_cols,
+         "c": metric("average", "composite", "综合指数", SCORE1)},
+        xy("bar", "x", [*idx_cols, "c"]))
+    check_cols = {f"k_{c}": count(label, f"{c}_status : {bad}")
+                  for c, label in CHECK_LABELS.items()}
+    checks = lens(
+        "mw-lens-compliance-by-check", "各检查项不合格账号数（按期间）", cp, "lnsXY",
+        {"x": terms("period", "期间", 3, None, "desc"), **check_cols},
+        xy("bar_horizontal", "x", list(check_cols)))
+    status = lens(
+        "mw-lens-compliance-status-by-level", "检查结论（按层级）：通过、不合格、否决", cp,
+        "lnsXY",
+        {"x": terms("level", "层级", 6, None, "asc"), "s": terms("status", "结论", 3, "y"),
+         "y": count("账号数")},
+        xy("bar_stacked", "x", ["y"], "s"))
+    vetoes = lens(
+        "mw-lens-compliance-veto-list", "单项否决名单（两周无更新，停更最久在前）", cp,
+        "lnsDatatable",
+        {"a": terms("name", "账号", 500, "g"),
+         "u": last_value("unit", "单位", "string", "checked_at"),
+         "lv": last_value("level", "层级", "string", "checked_at"),
+         "t": last_value("last_post_at", "最近发布", "date", "checked_at"),
+         "d": metric("max", "days_since_last_post", "距最近发布（天）", SCORE1),
+         "g": metric("max", "longest_gap_days", "最长间隔（天）", SCORE1)},
+        table(["a", "u", "lv", "t", "d", "g"], ("g", "desc")), veto,
+        "最近发布为空：检查期内及回看窗口内没有任何发布。")
+    problems = lens(
+        "mw-lens-compliance-problems", "问题账号明细（不合格项多者在前）", cp, "lnsDatatable",
+        {"a": terms("name", "账号", 500, "f"),
+         "st": last_value("status", "结论", "string", "checked_at"),
+         "f": metric("max", "fails", "不合格项", NUMBER0),
+         "mb": metric("max", "months_below_min", "发布不足月数", NUMBER0),
+         "rr": metric("min", "reply_rate", "回复率", PERCENT),
+         "rh": metric("max", "median_reply_hours", "回复时长中位数（小时）", SCORE1),
+         "e": metric("sum", "errata_hits", "错敏字", NUMBER0),
+         "dw": last_value("duplicate_with", "同单位同平台账号", "string", "checked_at")},
+        table(["a", "st", "f", "mb", "rr", "rh", "e", "dw"], ("f", "desc")),
+        f"status : {bad}")
+    note = markdown("mw-md-index", "政务新媒体指数与合规检查", (
+        "**政务新媒体指数**（新华网 表1）：互动、受众、传播、成长、内容、集群六项分指数，"
+        "均在同层级、同领域的账号组内归一化到 0–100，加权得综合指数并排名。"
+        "**合规检查**：两周无更新（单项否决）、更新间隔、月发布量、留言回复率、错敏字、"
+        "同一单位同一平台多账号。数据来自月度报告（`matrixwatch report monthly`），"
+        "时间范围请覆盖一个报告期的期末。口径见 reports/INDEX.md。"))
+    return [note, m_accounts, m_composite, m_veto, m_errata, ranking, by_level, sub_level,
+            profile, checks, status, vetoes, problems]
 
 
 def files() -> dict[str, list[dict[str, Any]]]:

@@ -122,7 +122,6 @@ def _reports_for(period: str | None, at: str | None, registry: Path | None, stor
     from matrixwatch.reports.errata import ErrataChecker
     from matrixwatch.reports.monthly import build, report_config
     from matrixwatch.reports.period import PeriodError, last_month, parse_period
-    from matrixwatch.reports.verticals import load_extras
     from matrixwatch.streams.sinks import make_store
 
     settings = get_settings()
@@ -137,8 +136,7 @@ def _reports_for(period: str | None, at: str | None, registry: Path | None, stor
             cfg.compliance.errata_dicts = (*cfg.compliance.errata_dicts,
                                            *(str(p) for p in errata))
         ErrataChecker.load(cfg.compliance.errata_dicts)  # report a bad dictionary now
-        reg = Registry.load(reg_path)
-        extras = load_extras(reg_path)
+        reg = Registry.load(reg_path)  # with vertical / verified_at (reg.extras)
     except (PeriodError, RegistryError, ValueError, OSError, yaml.YAMLError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
@@ -147,7 +145,7 @@ def _reports_for(period: str | None, at: str | None, registry: Path | None, stor
         settings = settings.model_copy(update={"sqlite_path": store, "es_url": None})
     st = make_store(settings)
     try:
-        reps = build(reg, st, per, cfg, at=at_ts, extras=extras, veto=veto)
+        reps = build(reg, st, per, cfg, at=at_ts, veto=veto)
     finally:
         close = getattr(st, "close_sync", None)
         if close is not None:

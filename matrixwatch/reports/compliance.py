@@ -277,7 +277,8 @@ def check_from(registry: Registry, c: Collected, cfg: ReportConfig, *,
                at: float | None = None,
                extras: Mapping[Key, Mapping[str, Any]] | None = None) -> list[ComplianceRow]:
     """Every check for every included account; ``at`` (default: period end) is the
-    监测时间点 of the stale check."""
+    监测时间点 of the stale check. ``extras`` default to the registry's own."""
+    extras = registry.extras if extras is None else extras
     period = c.period
     at = period.hi if at is None else at
     accounts = included(registry, period)

@@ -244,7 +244,11 @@ def compute_from(
     extras: Mapping[Key, Mapping[str, Any]] | None = None,
     vetoes: Mapping[Key, str] | None = None,
 ) -> list[IndexRow]:
-    """Index rows of every included account, scored and ranked within its peer group."""
+    """Index rows of every included account, scored and ranked within its peer group.
+
+    ``extras`` (vertical, verified_at per account) default to the registry's own.
+    """
+    extras = registry.extras if extras is None else extras
     period = c.period
     cluster = {(m.platform, m.account_id): m for m in linkage_measures.compute(
         registry, [], c.linkage_events, period.start, period.end)}

@@ -26,7 +26,6 @@ from matrixwatch.reports.config import ReportConfig
 from matrixwatch.reports.content import ContentClassifier
 from matrixwatch.reports.errata import ErrataChecker
 from matrixwatch.reports.period import Period, last_month
-from matrixwatch.reports.verticals import load_extras
 from matrixwatch.streams.records import epoch
 
 CONFIG_ENV = "MW_INDEX_CONFIG"
@@ -151,7 +150,7 @@ def run_monthly(
     reg = Registry.load(reg_path)
     store = make_store(settings)
     try:
-        reps = build(reg, store, period, cfg, extras=load_extras(reg_path))
+        reps = build(reg, store, period, cfg)  # extras: the registry's own
     finally:
         close = getattr(store, "close_sync", None)
         if close is not None:

@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS compliance (
     period TEXT NOT NULL, checked_at TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS compliance_period ON compliance(period, status);
 """
-ES_INDICES = {"index_scores": "index-scores", "compliance": "compliance"}
+TABLES = ("index_scores", "compliance")  # also the ES index spec names
 
 
 def _dumps(d: dict[str, Any]) -> str:
@@ -74,7 +74,7 @@ def save_sqlite(path: str | Path, index_rows: Sequence[IndexRow],
 def iter_saved(path: str | Path, table: str, period: str | None = None
                ) -> Iterator[dict[str, Any]]:
     """Stored rows of ``index_scores`` or ``compliance`` (optionally one period)."""
-    if table not in ES_INDICES:
+    if table not in TABLES:
         raise ValueError(f"unknown table {table!r}")
     conn = sqlite3.connect(Path(path), timeout=60.0)
     try:
@@ -90,6 +90,30 @@ def iter_saved(path: str | Path, table: str, period: str | None = None
         conn.close()
 
 
+def es_docs(index_rows: Sequence[IndexRow], compliance_rows: Sequence[ComplianceRow]
+            ) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """ES index spec name → ``(id, source)`` documents (the same ids as the SQLite rows)."""
+    return {
+        "index_scores": [(index_doc_id(r), r.as_dict()) for r in index_rows],
+        "compliance": [(compliance_doc_id(r), es_compliance_doc(r)) for r in compliance_rows],
+    }
+
+
+async def save_es(store: Any, index_rows: Sequence[IndexRow],
+                  compliance_rows: Sequence[ComplianceRow]) -> None:
+    """Both row kinds through ``ElasticsearchStore.write_docs`` (index op: reruns replace).
+
+    ``open`` installs the templates (``<prefix>-index-scores``, ``<prefix>-compliance``
+    among them) before the first write, so the documents get their explicit mappings.
+    """
+    await store.open()
+    try:
+        for name, docs in es_docs(index_rows, compliance_rows).items():
+            await store.write_docs(name, docs)
+    finally:
+        await store.close()
+
+
 async def save(store: Any, index_rows: Sequence[IndexRow],
                compliance_rows: Sequence[ComplianceRow]) -> str:
     """Into whatever store the settings chose; returns where the rows went."""
@@ -98,17 +122,7 @@ async def save(store: Any, index_rows: Sequence[IndexRow],
     if isinstance(store, SQLiteStore):
         save_sqlite(store.path, index_rows, compliance_rows)
         return str(store.path)
-    if hasattr(store, "index") and hasattr(store, "_bulk"):  # ElasticsearchStore
-        # TODO(lead): a public ElasticsearchStore.write_docs(index, docs) and IndexSpecs
-        # for these two indices (mappings in reports/INDEX.md) would replace _bulk here.
-        docs = [(store.index(ES_INDICES["index_scores"]), index_doc_id(r), r.as_dict())
-                for r in index_rows]
-        docs += [(store.index(ES_INDICES["compliance"]), compliance_doc_id(r),
-                  es_compliance_doc(r)) for r in compliance_rows]
-        await store.open()
-        try:
-            await store._bulk("index", docs)
-        finally:
-            await store.close()
+    if hasattr(store, "write_docs"):  # ElasticsearchStore
+        await save_es(store, index_rows, compliance_rows)
         return "elasticsearch"
     raise TypeError(f"cannot store report rows in {type(store).__name__}")

@@ -9,8 +9,10 @@ may set ``vertical:`` explicitly, which wins. Accounts matching nothing are ``�
 (the 新闻办/人民政府 general accounts).
 
 ``verified_at`` (认证日期, ISO date) is another optional matrix.yaml field, for the
-受众指数 "days since verification". Both are read from the raw YAML because
-:class:`~matrixwatch.streams.records.Account` does not carry them.
+受众指数 "days since verification". :class:`~matrixwatch.streams.records.Account` does
+not carry them: the registry keeps both in ``Registry.extras`` (validated on load), which
+the index and the checks use unless given other ``extras``; :func:`load_extras` reads
+them from a raw matrix.yaml.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import asyncio
 import heapq
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +34,7 @@ from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
 from matrixwatch import metrics
 from matrixwatch.alerts.channels import ChannelConfig
-from matrixwatch.alerts.dispatch import DeliveryFailed, Dispatcher, deliver
+from matrixwatch.alerts.dispatch import DeliveryFailed, Dispatcher, HeldIndex, deliver
 from matrixwatch.alerts.engine import RuleEngine
 from matrixwatch.alerts.rules import load_rules
 from matrixwatch.broker import bootstrap_of, patch_faust_highwaters
@@ -186,6 +186,8 @@ def create_app(
     engine = RuleEngine(rules, registry)
     channels = ChannelConfig.load()
     dispatcher = Dispatcher(rules, channels)
+    held = HeldIndex()  # keys holding alerts (quiet hours), and the dispatcher's clock
+    dispatch_lock = asyncio.Lock()  # the alerts agent and the digest timer share the table
     tracker = LinkageTracker(registry, LinkagePolicy(
         deadline=settings.linkage_deadline, depth=settings.linkage_depth,
         level_deadlines=settings.linkage_level_deadlines,
@@ -222,10 +224,7 @@ def create_app(
                 for task_key in tracker.route(out):
                     await topics["linkage"].send(key=task_key, value=out)
             if local:
-                try:
-                    await analyze_batch(loop, local)
-                except Exception as e:  # a bug must not crash the agent: Faust would skip
-                    await quarantine(local, "analyze", e)
+                await isolated("analyze", local, lambda b: analyze_batch(loop, b))
 
     async def normalize_one(ev: Any) -> Event | None:
         """One raw message → an Event, or None (blank, or dead-lettered with a reason)."""
@@ -241,7 +240,7 @@ def create_app(
             collected = datetime.fromisoformat(as_of) if as_of else now
             out = normalize_line(
                 raw, collected_at=collected, max_line_bytes=settings.max_line_bytes,
-                max_text_bytes=settings.max_text_bytes,
+                max_text_bytes=settings.max_text_bytes, max_future=settings.max_future_skew,
             )
         except InvalidInput as e:
             await send_dead_letter(str(e.reason), source, raw, ev.message.offset)
@@ -275,10 +274,7 @@ def create_app(
             for ev in events:
                 if ev.value.kind != WATERMARK_KIND:  # repartitioned: their own time line
                     owner_wm.observe(REPARTITIONED + ev.message.partition, ev.value.ts)
-            try:
-                await analyze_batch(loop, items)
-            except Exception as e:  # a bug must not crash the agent: Faust would skip
-                await quarantine(items, "analyze", e)
+            await isolated("analyze", items, lambda b: analyze_batch(loop, b))
 
     async def analyze_batch(loop: asyncio.AbstractEventLoop, items: list[Event]) -> None:
         final = any(e.kind == WATERMARK_KIND for e in items)
@@ -326,7 +322,7 @@ def create_app(
             key = f"{e.platform}:{e.owner_id}"
             states[key], out = engine.on_event(
                 states[key] if key in states else owner_table.get(key), e)
-            alerts += out
+            alerts += [a.derive(observed_at=e.collected_at) for a in out]
         return alerts, states
 
     def sweep(watermark: float, overlay: dict[str, Any] | None = None,
@@ -352,9 +348,15 @@ def create_app(
 
     @app.timer(settings.sweep_interval)
     async def periodic_sweep() -> None:
-        alerts, changes = sweep(owner_wm.value())
-        await emit(alerts)
-        persist(owner_table, changes)
+        """Time-driven rules on the wall clock's beat. An exception escaping a Faust timer
+        crashes the whole worker (and the bad state would crash its restart too), so a
+        failing sweep is logged and retried on the next beat instead."""
+        try:
+            alerts, changes = sweep(owner_wm.value())
+            await emit(alerts)
+            persist(owner_table, changes)
+        except Exception:
+            log.exception("periodic sweep failed; retrying at the next interval")
 
     async def emit(alerts: list[Alert], pending: list[Any] | None = None) -> None:
         """Send alerts and wait until the broker has them (and any ``pending`` sends).
@@ -393,8 +395,21 @@ def create_app(
 
     @app.agent(topics["health"])
     async def health(stream: faust.StreamT[CollectorHealth]) -> None:
-        async for items in stream.take(batch, within=within):
-            await emit([a for h in items for a in engine.on_health(h)])
+        """Collector reports → collector_health alerts. A record the engine cannot read is
+        dead-lettered with its reason; an exception escaping here would stop the agent."""
+        async for events in stream.take_events(batch, within=within):
+            alerts: list[Alert] = []
+            for ev in events:
+                try:
+                    alerts += engine.on_health(ev.value)
+                except Exception as e:
+                    raw = ev.message.value
+                    if not isinstance(raw, bytes):
+                        raw = ev.value.dumps()
+                    await send_dead_letter(
+                        f"health error: {type(e).__name__}: {e}"[:500],
+                        f"{ev.message.topic}/{ev.message.partition}", raw, ev.message.offset)
+            await emit(alerts)
 
     async def send_alert(a: Alert) -> Any:
         """Queue one alert (keyed for the dispatcher); returns its delivery future."""
@@ -459,10 +474,7 @@ def create_app(
                 link_wm.observe(ev.message.partition, ev.value.ts,
                                 end=ev.value.kind == WATERMARK_KIND)
             items: list[Event] = [ev.value for ev in events]
-            try:
-                await linkage_batch(items)
-            except Exception as e:
-                await quarantine(items, "linkage", e)
+            await isolated("linkage", items, linkage_batch)
 
     async def linkage_batch(items: list[Event]) -> None:
         touched: dict[str, Any] = {}
@@ -503,36 +515,104 @@ def create_app(
     # --- alerts and dead letters to the store ----------------------------------------
     @app.agent(topics["alerts"])
     async def alerts_agent(stream: faust.StreamT[Alert]) -> None:
-        """Realert, escalation, quiet hours and routing per alert key; store, then notify."""
+        """Realert, escalation, quiet hours and routing per alert key; store, then notify.
+        Quiet-hours digests due by the batch's latest alert time go out first."""
         async for items in stream.take(batch, within=within):
-            keep: list[Alert] = []
-            deliveries: list[tuple[Alert, str]] = []
+            async with dispatch_lock:
+                keep: list[Alert] = []
+                deliveries: list[tuple[Alert, str]] = []
+                states: dict[str, Any] = {}
+                for a in items:
+                    key = Dispatcher.key(a)
+                    states[key], decision = dispatcher.decide(
+                        states[key] if key in states else dispatch_table.get(key), a)
+                    held.advance(epoch(a.timestamp))
+                    if decision.store:
+                        keep.append(decision.alert)
+                        deliveries += [(decision.alert, ch) for ch in decision.channels]
+                digests = flush_held(states)
+                await write(store.write_alerts, keep, "alerts")
+                for a in keep:
+                    metrics.ALERTS_FIRED.labels(rule=a.rule, severity=a.severity).inc()
+                    observe_latency("alert", a)
+                await notify([(d.alert, d.channel) for d in digests] + deliveries)
+                persist(dispatch_table, states)  # after delivery: a crash re-sends, never loses
+                held.note(states.items())
+
+    def observe_latency(stage: str, a: Alert) -> None:
+        """Collection of the firing event → now. Time-driven alerts (stale, unanswered,
+        linkage) have no firing event and are not counted."""
+        if a.observed_at is not None:
+            lag = datetime.now(tz=UTC).timestamp() - epoch(a.observed_at)
+            metrics.E2E_LATENCY.labels(stage=stage).observe(max(lag, 0.0))
+
+    async def notify(deliveries: list[tuple[Alert, str]]) -> None:
+        for a, channel in deliveries:
+            try:
+                await deliver(a, channel, channels, registry)
+                observe_latency("notify", a)
+            except DeliveryFailed as e:
+                await send_dead_letter(f"delivery failed: {channel}: {e}",
+                                       f"alerts:{channel}", a.dumps(), None)
+
+    def flush_held(states: dict[str, Any]) -> list[Any]:
+        """Digests of the alerts held in quiet windows that ended by the dispatcher's
+        clock; ``states`` (decided, not saved yet) is read first and takes the changes."""
+        keys = held.keys_due(dispatch_table.items, states)
+        changes, digests = dispatcher.flush(
+            [(k, states[k] if k in states else dispatch_table.get(k)) for k in keys],
+            held.clock)
+        states.update(changes)
+        held.note([(k, states[k] if k in states else dispatch_table.get(k)) for k in keys])
+        return digests
+
+    @dispatch_table.on_recover  # type: ignore[untyped-decorator]
+    async def _held_stale() -> None:
+        held.stale = True  # rebuilt from the recovered table
+
+    @app.timer(settings.sweep_interval)
+    async def quiet_digests() -> None:
+        """Digests when no alert moves the clock past a window's end. Live, the pipeline's
+        event time moves it; a finite replay (infinite lateness) only its alerts, so its
+        digests do not depend on wall-clock timing."""
+        if math.isfinite(settings.allowed_lateness):
+            held.advance(owner_wm.latest())
+        if dispatch_lock.locked():  # the agent is at it; it flushes with this clock too
+            return
+        async with dispatch_lock:
             states: dict[str, Any] = {}
-            for a in items:
-                key = Dispatcher.key(a)
-                states[key], decision = dispatcher.decide(
-                    states[key] if key in states else dispatch_table.get(key), a)
-                if decision.store:
-                    keep.append(decision.alert)
-                    deliveries += [(decision.alert, ch) for ch in decision.channels]
-            await write(store.write_alerts, keep, "alerts")
-            for a in keep:
-                metrics.ALERTS_FIRED.labels(rule=a.rule, severity=a.severity).inc()
-                lag = datetime.now(tz=UTC).timestamp() - epoch(a.timestamp)
-                metrics.E2E_LATENCY.labels(stage="alert").observe(max(lag, 0.0))
-            for a, channel in deliveries:
-                try:
-                    await deliver(a, channel, channels, registry)
-                except DeliveryFailed as e:
-                    await send_dead_letter(f"delivery failed: {channel}: {e}",
-                                           f"alerts:{channel}", a.dumps(), None)
-            for key, state in states.items():  # after delivery: a crash re-sends, never loses
-                dispatch_table[key] = state
+            digests = flush_held(states)
+            await notify([(d.alert, d.channel) for d in digests])
+            persist(dispatch_table, states)
+            held.note(states.items())
 
     @app.agent(topics["dlq"])
     async def dead_letters(stream: faust.StreamT[DeadLetter]) -> None:
         async for items in stream.take(batch, within=within):
             await write(store.write_dead_letters, items, "dead_letters")
+
+    async def isolated(stage: str, items: list[Event],
+                       fn: Callable[[list[Event]], Awaitable[None]]) -> None:
+        """Run ``fn`` on a batch; if it raises, again event by event, and dead-letter only
+        the events that still raise: one poison event must not take its batch with it.
+
+        Retrying is safe: the batch functions save table state last, store writes are
+        upserts by id, and alert ids are deterministic (a re-sent alert is deduplicated).
+        """
+        try:
+            await fn(items)
+            return
+        except Exception as e:  # a bug must not crash the agent: Faust would skip
+            if len(items) <= 1:
+                await quarantine(items, stage, e)
+                return
+            log.warning("%s failed on a batch of %d (%s: %s); retrying event by event",
+                        stage, len(items), type(e).__name__, e)
+        for item in items:
+            try:
+                await fn([item])
+            except Exception as e:
+                await quarantine([item], stage, e)
 
     async def quarantine(items: list[Event], stage: str, exc: Exception) -> None:
         """Dead-letter a batch that raised, with the reason, and keep the partition moving.

@@ -36,9 +36,17 @@ TEXT_HEAD = 2000  # characters of a content task's text kept for exact confirmat
 
 
 def iso_from_epoch(ts: float, like: str | None = None) -> str:
-    """Epoch → ISO-8601, keeping the offset of ``like`` (the post's own) if given."""
+    """Epoch → ISO-8601, keeping the offset of ``like`` (the post's own) if given.
+
+    A time outside ``datetime``'s range (an absurd event time plus a deadline) is
+    clamped to its ends rather than raising in the worker's linkage or sweep path.
+    """
     tz = datetime.fromisoformat(like).tzinfo if like else UTC
-    return datetime.fromtimestamp(ts, tz=tz).isoformat()
+    try:
+        return datetime.fromtimestamp(ts, tz=tz).isoformat()
+    except (OverflowError, ValueError, OSError):
+        end = datetime.max if ts > 0 else datetime.min
+        return end.replace(tzinfo=tz).isoformat()
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from html import unescape
 from html.parser import HTMLParser
@@ -31,10 +32,12 @@ except ImportError:  # pragma: no cover - depends on the environment
     from json import loads as _json_loads
 
 from matrixwatch.streams.counts import parse_count
-from matrixwatch.streams.records import Event
+from matrixwatch.streams.records import Event, epoch
 from matrixwatch.streams.weibo_time import SHANGHAI, to_iso, weibo_iso
 
 __all__ = [
+    "EARLIEST_EVENT",
+    "MAX_FUTURE_SKEW",
     "InvalidInput",
     "bid_to_mid",
     "html_to_text",
@@ -45,6 +48,11 @@ __all__ = [
 ]
 
 PLATFORM = "weibo"
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
+"""Event times before this are refused: no source we read predates it, and year 1
+(at +14:00) breaks datetime arithmetic downstream."""
+MAX_FUTURE_SKEW = 86400.0
+"""Default seconds an event time may lie after the wall clock (``MW_MAX_FUTURE_SKEW``)."""
 _MAX_REASON = 300
 _MAX_ROOT_DEPTH = 8
 
@@ -673,6 +681,8 @@ def normalize(
     collected_at: datetime,
     max_text_bytes: int = 65536,
     status: Mapping[str, Any] | None = None,
+    max_future: float = MAX_FUTURE_SKEW,
+    wall_clock: datetime | None = None,
 ) -> Event:
     """One native Weibo object → :class:`Event`, or :class:`InvalidInput`.
 
@@ -681,13 +691,40 @@ def normalize(
     comment objects that do not embed one (m.weibo.cn comments/show and hotflow items:
     the collector knows which post it fetched them for); it needs ``id`` and ``user.id``.
     Nothing but :class:`InvalidInput` is raised, whatever ``obj`` is.
+
+    Event times (``created_at``, ``root_created_at``) must lie between
+    :data:`EARLIEST_EVENT` and the wall clock (``wall_clock``, default now) plus
+    ``max_future`` seconds: one absurd date would otherwise move the event-time
+    watermark. The wall clock, not ``collected_at``, is the reference, because replays
+    set ``collected_at`` to ``created_at`` and old data must stay acceptable.
     """
     try:
-        return _normalize(obj, collected_at, max_text_bytes, status)
+        event = _normalize(obj, collected_at, max_text_bytes, status)
+        _check_time_bounds(event, max_future, wall_clock)
+        return event
     except InvalidInput:
         raise
     except Exception as e:
         raise InvalidInput(f"unexpected: {type(e).__name__}: {e}") from e
+
+
+_EARLIEST_TS = EARLIEST_EVENT.timestamp()
+
+
+def _check_time_bounds(event: Event, max_future: float, wall_clock: datetime | None) -> None:
+    """InvalidInput("bad time: <field>: ...") if an event time is out of bounds."""
+    now = time.time() if wall_clock is None else wall_clock.timestamp()
+    latest = now + max_future
+    for name in ("created_at", "root_created_at"):
+        value: str | None = getattr(event, name)
+        if value is None:
+            continue
+        ts = epoch(value)
+        if ts < _EARLIEST_TS:
+            raise InvalidInput(f"bad time: {name}: before 2000-01-01: {value[:40]}")
+        if ts > latest:
+            raise InvalidInput(f"bad time: {name}: more than {max_future:g}s after the "
+                               f"wall clock: {value[:40]}")
 
 
 def _json_error(e: json.JSONDecodeError) -> InvalidInput:
@@ -701,12 +738,15 @@ def normalize_line(
     max_line_bytes: int = 2 * 1024 * 1024,
     max_text_bytes: int = 65536,
     status: Mapping[str, Any] | None = None,
+    max_future: float = MAX_FUTURE_SKEW,
+    wall_clock: datetime | None = None,
 ) -> Event:
     """One JSONL line (one native object) → :class:`Event`, or :class:`InvalidInput`.
 
     The size limit is checked before decoding or parsing, so a hostile line costs
     nothing. A blank line raises ``InvalidInput("empty line")``: whether to skip it
-    silently is the caller's decision.
+    silently is the caller's decision. ``max_future`` and ``wall_clock``: see
+    :func:`normalize`.
     """
     try:
         n = len(line)
@@ -735,4 +775,5 @@ def normalize_line(
         raise
     except Exception as e:
         raise InvalidInput(f"unexpected: {type(e).__name__}: {e}") from e
-    return normalize(obj, collected_at=collected_at, max_text_bytes=max_text_bytes, status=status)
+    return normalize(obj, collected_at=collected_at, max_text_bytes=max_text_bytes,
+                     status=status, max_future=max_future, wall_clock=wall_clock)

@@ -131,6 +131,9 @@ class Alert(faust.Record, serializer="json", include_metadata=False):
     account_name: str | None = None
     unit: str | None = None
     level: str | None = None
+    # collected_at of the event that fired it (event-driven rules only): where the
+    # event-to-alert and event-to-notification latencies are measured from.
+    observed_at: str | None = None
 
 
 class LinkageResult(faust.Record, serializer="json", include_metadata=False):

@@ -51,6 +51,10 @@ from typing import TextIO
 
 SEVERITIES: tuple[str, str, str, str] = ("blue", "yellow", "orange", "red")
 SEVERITY_ZH: dict[str, str] = {"blue": "蓝", "yellow": "黄", "orange": "橙", "red": "红"}
+MAX_HALF_LIFE_BUCKETS = 1_000_000
+"""Longest half-life, in buckets. Beyond ~1e16 the per-bucket rate 1 - 0.5**(1/h) is 0.0
+in floats (no learning, and a division by zero); well before that, the 1/n ramp of
+``_learn_zeros`` (about 1.44 h steps) makes one long gap cost seconds of CPU."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,11 @@ class SpikeDetector:
 
     def __init__(self, params: SpikeParams | None = None) -> None:
         self.params = p = params or SpikeParams()
+        for name in ("mean_half_life", "var_half_life"):
+            ratio = getattr(p, name) / p.bucket_seconds
+            if not 0.0 < ratio <= MAX_HALF_LIFE_BUCKETS:
+                raise ValueError(f"{name} must be between 0 and {MAX_HALF_LIFE_BUCKETS:,} "
+                                 f"buckets of {p.bucket_seconds:g}s, not {ratio:.3g}")
         self._a_mean = 1.0 - 0.5 ** (p.bucket_seconds / p.mean_half_life)
         self._a_var = 1.0 - 0.5 ** (p.bucket_seconds / p.var_half_life)
         # After this many buckets both rates are at their EWMA values (see _learn).

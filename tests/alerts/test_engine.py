@@ -417,6 +417,42 @@ def test_collector_health() -> None:
     assert "登录凭据失效" in eng.on_health(health("auth_expired", 0))[0].title
 
 
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("consecutive_failures", "three", "consecutive_failures: not a count: 'three'"),
+    ("consecutive_failures", -1, "consecutive_failures: not a count"),
+    ("consecutive_failures", 2.5, "consecutive_failures: not a count"),
+    ("at", "yesterday", "at: Invalid isoformat"),
+    ("at", "2026-11-02T03:00:00", "at: timestamp without offset"),
+    ("source", None, "source: not a non-empty string"),
+    ("last_error", 5, "last_error: not a string"),
+])
+def test_a_malformed_health_record_is_a_value_error(field: str, value: object,
+                                                    reason: str) -> None:
+    """mw-health records are decoded without coercion: the stream dead-letters what this
+    refuses (it used to be a TypeError deep in the rule, which stopped the agent)."""
+    h = health("failing", 5)
+    setattr(h, field, value)
+    with pytest.raises(ValueError, match=f"^bad health record: {reason}"):
+        engine("collector_health").on_health(h)
+
+
+def test_absurd_times_do_not_break_the_wording() -> None:
+    """to_local/local_str and iso_from_epoch run in the worker's sweep timer: a time out
+    of datetime's range is clamped, never an OverflowError/ValueError (which crashed it)."""
+    from matrixwatch.alerts.text import local_str, to_local
+    from matrixwatch.streams.linkage import iso_from_epoch
+
+    assert local_str("0001-01-01T00:00:00+14:00").endswith("-01-01 00:00:00")
+    assert local_str("9999-12-31T23:59:59-12:00") == "9999-12-31 23:59:59"
+    assert to_local(-62135647200.0).year == 1  # year 1 at +14:00, as epoch seconds
+    for ts in (1e20, float("inf")):
+        assert to_local(ts).year == 9999
+    assert to_local(float("nan")).year == 1
+    assert local_str("2026-11-02T03:00:00+00:00") == "2026-11-02 11:00:00"
+    assert iso_from_epoch(1e20).startswith("9999-12-31T23:59:59")
+    assert iso_from_epoch(-1e20, "2026-11-02T11:00:00+08:00") == "0001-01-01T00:00:00+08:00"
+
+
 def test_disabled_rules_are_skipped() -> None:
     r = replace(RULES["volume_spike"], enabled=False)
     assert run(RuleEngine([r], REG), quiet_history() + burst(40)) == []

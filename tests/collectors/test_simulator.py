@@ -127,6 +127,14 @@ def test_build_matrix_is_deterministic_and_scales() -> None:
     assert len({a["name"] for a in big.accounts}) == len(big.accounts)
 
 
+def test_a_10k_account_matrix_outgrows_two_character_place_names() -> None:
+    """5,500 invented counties exceed the ~900 two-character names (this used to hang)."""
+    huge = build_matrix(cities=110, counties_per_city=50, departments_per_city=5)
+    assert len(huge.accounts) > 10_000
+    assert Counter(a["level"] for a in huge.accounts)["county"] == 110 * 50
+    assert len({a["name"] for a in huge.accounts}) == len(huge.accounts)
+
+
 # --- the feed --------------------------------------------------------------------------
 
 

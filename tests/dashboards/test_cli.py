@@ -189,7 +189,7 @@ def test_setup_es_installs_templates_idempotently(monkeypatch: pytest.MonkeyPatc
         assert {"mwsetup-settings", "mwsetup-posts", "mwsetup-linkage-items"} <= names
         assert set(fake.indices) == {f"mwsetup-{n}" for n in (
             "posts", "comments", "alerts", "linkage", "linkage-items", "measures",
-            "dead-letters")}
+            "dead-letters", "index-scores", "compliance")}
         assert fake.indices["mwsetup-comments"]["aliases"] == {"mwsetup-events"}
     finally:
         get_settings.cache_clear()
@@ -208,4 +208,4 @@ def test_setup_es_without_url(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_check_command() -> None:
     res = runner.invoke(app, ["check"])
-    assert res.exit_code == 0 and "32 objects, 0 problems" in res.output
+    assert res.exit_code == 0 and "47 objects, 0 problems" in res.output

@@ -42,7 +42,7 @@ def test_every_object_is_valid_against_the_templates() -> None:
     assert kibana.validate(OBJECTS) == []
     types = sorted({o["type"] for o in OBJECTS})
     assert types == ["dashboard", "index-pattern", "lens", "search", "visualization"]
-    assert len({(o["type"], o["id"]) for o in OBJECTS}) == len(OBJECTS) == 32
+    assert len({(o["type"], o["id"]) for o in OBJECTS}) == len(OBJECTS) == 47
 
 
 def test_every_reference_resolves_and_every_object_is_used() -> None:
@@ -62,7 +62,9 @@ def test_data_views_cover_every_index_with_its_time_field() -> None:
                      "matrixwatch-linkage": "created_at",
                      "matrixwatch-linkage-items": "created_at",
                      "matrixwatch-measures": "period_end",
-                     "matrixwatch-dead-letters": "received_at"}
+                     "matrixwatch-dead-letters": "received_at",
+                     "matrixwatch-index-scores": "period_end",
+                     "matrixwatch-compliance": "checked_at"}
     events = by_id()["mw-dv-events"]["attributes"]
     assert json.loads(events["fieldFormatMap"])["url"]["id"] == "url"  # feed links
 
@@ -111,6 +113,59 @@ def test_matrix_manager_dashboard_has_what_managers_need() -> None:
     assert {"mw-lens-rate-per-superior", "mw-lens-rate-per-subordinate",
             "mw-lens-latency-distribution", "mw-lens-laggards", "mw-lens-stale-accounts",
             "mw-search-stale-alerts", "mw-lens-cluster-index"} <= panel_ids
+
+
+def test_matrix_manager_dashboard_has_the_index_ranking_and_compliance_findings() -> None:
+    """Issue 10: the 排行榜 per level/vertical, sub-score bars, counts per check, vetoes."""
+    from matrixwatch.reports.compliance import CHECKS
+    from matrixwatch.reports.config import INDICES
+
+    objs = by_id()
+    panel_ids = {r["id"] for r in objs["mw-dash-matrix-manager"]["references"]}
+    new = {"mw-md-index", "mw-lens-index-accounts", "mw-lens-index-composite",
+           "mw-lens-compliance-veto-count", "mw-lens-compliance-errata",
+           "mw-lens-index-ranking", "mw-lens-composite-by-level", "mw-lens-index-by-level",
+           "mw-lens-index-profile", "mw-lens-compliance-by-check",
+           "mw-lens-compliance-status-by-level", "mw-lens-compliance-veto-list",
+           "mw-lens-compliance-problems"}
+    assert new <= panel_ids
+    index_fields = {f"{k}_index" for k, _ in INDICES}
+    assert set(build.INDEX_LABELS) == {k for k, _ in INDICES}
+    assert tuple(build.CHECK_LABELS) == CHECKS
+
+    # 排行榜: one row per period → peer group (level/vertical) → account, by rank
+    rank = objs["mw-lens-index-ranking"]
+    assert dv_of(rank) == "mw-dv-index-scores"
+    cols = lens_columns(rank)
+    state = rank["attributes"]["state"]
+    shown = [c["columnId"] for c in state["visualization"]["columns"]]
+    assert [cols[c]["sourceField"] for c in shown[:3]] == ["period", "peer_group", "name"]
+    assert cols["a"]["params"]["orderBy"] == {"type": "column", "columnId": "r"}
+    assert cols["a"]["params"]["orderDirection"] == "asc"
+    assert (cols["r"]["operationType"], cols["r"]["sourceField"]) == ("min", "rank")
+    assert {c["sourceField"] for c in cols.values()} >= index_fields | {"composite", "veto"}
+
+    # sub-score bars: the six indices per level and per account (composite's top 20)
+    for lens_id in ("mw-lens-index-by-level", "mw-lens-index-profile"):
+        vis = objs[lens_id]["attributes"]["state"]["visualization"]
+        cols = lens_columns(objs[lens_id])
+        (layer,) = vis["layers"]
+        assert {cols[a]["sourceField"] for a in layer["accessors"]} >= index_fields
+        assert vis["preferredSeriesType"] == "bar"
+    by_level = lens_columns(objs["mw-lens-composite-by-level"])
+    assert {c["sourceField"] for c in by_level.values()} == {"level", "vertical", "composite"}
+
+    # findings: a count of failing/vetoed accounts per check, and the veto list
+    checks = objs["mw-lens-compliance-by-check"]
+    assert dv_of(checks) == "mw-dv-compliance"
+    filters = sorted(c["filter"]["query"] for c in lens_columns(checks).values()
+                     if "filter" in c)
+    assert filters == sorted(f'{c}_status : ("fail" or "veto")' for c in CHECKS)
+    veto = objs["mw-lens-compliance-veto-list"]["attributes"]["state"]
+    assert veto["query"]["query"] == 'status : "veto"'
+    vcols = lens_columns(objs["mw-lens-compliance-veto-list"])
+    assert {c["sourceField"] for c in vcols.values()} >= {
+        "name", "unit", "last_post_at", "days_since_last_post"}
 
 
 def test_other_prefix_rewrites_data_views_and_still_validates() -> None:

@@ -4,8 +4,8 @@ The collectors' own path, end to end: a real RSS collector polls a loopback serv
 whose feed is broken and reports through ``HealthTracker`` and ``KafkaSink`` to the
 health topic; a Weibo-style collector reports an expired login the same way. The
 worker's health agent turns them into ``collector_health`` alerts; the recovery fires
-nothing. A malformed health record must not stop the ones after it (a strict xfail: it
-does today).
+nothing. A malformed health record is dead-lettered with its reason and does not stop
+the ones after it.
 """
 
 from __future__ import annotations
@@ -82,14 +82,9 @@ def test_collector_faults_become_collector_health_alerts(tmp_path: Path) -> None
     assert alive
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (streams/app.py health agent, engine.py on_health): a health record whose "
-    "consecutive_failures is a string raises TypeError in RuleEngine.on_health; the "
-    "health agent has no quarantine, Faust restarts it, and the restarted agent "
-    "processes no later health record, so collector_health alerts stop until the "
-    "worker restarts. Expected: the bad record is dead-lettered with its reason and "
-    "the next record still alerts."))
 def test_a_malformed_health_record_does_not_stop_health_alerts(tmp_path: Path) -> None:
+    """consecutive_failures "three" raised TypeError in RuleEngine.on_health; the agent had
+    no quarantine, and once Faust restarted it no later record was processed."""
     registry, _ = simulated_feed(tmp_path / "sim", 1)
     account = _county(registry)
     with Cluster(tmp_path, registry) as c:
@@ -109,4 +104,11 @@ def test_a_malformed_health_record_does_not_stop_health_alerts(tmp_path: Path) -
             wait_for(lambda: c.counts()["alerts"] >= 1, 8, "the auth_expired alert")
         finally:
             letters = c.rows("dead_letters") if c.store_path.exists() else []
-        assert any("three" in d["payload"] for d in letters)
+        bad = [d for d in letters if "three" in d["payload"]]
+        assert [d["reason"] for d in bad] == [
+            "health error: ValueError: bad health record: consecutive_failures: "
+            "not a count: 'three'"], letters
+        assert bad[0]["source"].startswith(f"{c.settings.topic('health')}/")
+        alerts = [a for a in c.rows("alerts") if a["rule"] == "collector_health"]
+        assert [a["title"].split()[1] for a in alerts] == ["weibo_api"]
+        assert c.workers["w"].alive()

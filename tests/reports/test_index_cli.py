@@ -151,46 +151,6 @@ def test_monthly_job_is_scheduled_and_runs(files: tuple[Path, Path], tmp_path: P
     assert len(list(iter_saved(db, "index_scores", "2026-10"))) == 6
 
 
-def test_elasticsearch_rows_go_to_two_indices() -> None:
-    """The ES path: one bulk of index rows and compliance rows with deterministic ids."""
-    from matrixwatch.reports.compliance import run_checks
-    from matrixwatch.reports.index import compute_index
-    from matrixwatch.reports.period import parse_period
-    from matrixwatch.reports.storage import save
-    from tests.reports.index_data import registry
-
-    class FakeES:
-        def __init__(self) -> None:
-            self.calls: list[tuple[str, list[tuple[str, str, dict[str, object]]]]] = []
-            self.opened = self.closed = 0
-
-        def index(self, name: str) -> str:
-            return f"matrixwatch-{name}"
-
-        async def open(self) -> None:
-            self.opened += 1
-
-        async def close(self) -> None:
-            self.closed += 1
-
-        async def _bulk(self, op: str, docs: list[tuple[str, str, dict[str, object]]]) -> None:
-            self.calls.append((op, docs))
-
-    per = parse_period("2026-10")
-    idx = compute_index(registry(), EVENTS, per)
-    comp = run_checks(registry(), EVENTS, per)
-    es = FakeES()
-    assert asyncio.run(save(es, idx, comp)) == "elasticsearch"
-    (op, docs), = es.calls
-    assert op == "index" and (es.opened, es.closed) == (1, 1)
-    names = sorted({i for i, _, _ in docs})
-    assert names == ["matrixwatch-compliance", "matrixwatch-index-scores"]
-    ids = {d for _, d, _ in docs}
-    assert f"weibo:{A}|2026-10" in ids and f"weibo:{A}|2026-10|2026-11-01T00:00:00+08:00" in ids
-    comp_doc = next(s for i, _, s in docs if i == "matrixwatch-compliance")
-    assert "findings" not in comp_doc and json.loads(str(comp_doc["findings_json"]))["findings"]
-
-
 def test_bad_dictionary_or_config_exits_2(files: tuple[Path, Path], tmp_path: Path) -> None:
     reg, db = files
     bad = tmp_path / "bad.yaml"

@@ -68,3 +68,38 @@ def test_registry_extras() -> None:
     assert vertical_of(acc, extras) == "应急"
     assert verified_epoch(acc, extras) == datetime(2020, 1, 1, tzinfo=CST).timestamp()
     assert verified_epoch(Account(id="2", platform="weibo", name="y"), extras) is None
+
+
+def test_registry_keeps_vertical_and_verified_at() -> None:
+    """The registry carries both (validated); the index and checks use them by default."""
+    import yaml
+
+    from matrixwatch.registry import Registry, RegistryError
+    from matrixwatch.reports.compliance import run_checks
+    from matrixwatch.reports.index import compute_index
+    from tests.reports.index_data import EVENTS, REGISTRY, A, B
+
+    reg = Registry.from_dict(yaml.safe_load("""
+accounts:
+  - {id: "1", platform: weibo, name: 杭州发布, vertical: 应急, verified_at: 2020-01-01}
+  - {id: "2", platform: weibo, name: 平安杭州, verified_at: "2021-06-30T12:00:00+08:00"}
+  - {id: "3", platform: weibo, name: 杭州交警}
+"""))
+    acc1, acc2, acc3 = (reg.get("weibo", i) for i in "123")
+    assert acc1 is not None and acc2 is not None and acc3 is not None
+    assert reg.extras[("weibo", "1")]["vertical"] == "应急"
+    assert ("weibo", "3") not in reg.extras
+    assert vertical_of(acc1, reg.extras) == "应急" and vertical_of(acc3, reg.extras) == "交警"
+    assert verified_epoch(acc1, reg.extras) == datetime(2020, 1, 1, tzinfo=CST).timestamp()
+    assert verified_epoch(acc2, reg.extras) == datetime(2021, 6, 30, 12, tzinfo=CST).timestamp()
+    with pytest.raises(RegistryError, match=r"accounts\[0\]: verified_at"):
+        Registry.from_dict({"accounts": [{"id": "1", "platform": "weibo", "name": "x",
+                                          "verified_at": "last spring"}]})
+
+    per = parse_period("2026-10")
+    rows = {r.account_id: r for r in compute_index(Registry.from_dict(REGISTRY), EVENTS, per)}
+    assert (rows[A].raw["verified_days"], rows[B].raw["verified_days"]) == (304.0, None)
+    pinned = {**REGISTRY, "accounts": [{**a, "vertical": "公安"} if a["id"] == B else a
+                                       for a in REGISTRY["accounts"]]}
+    comp = {r.account_id: r for r in run_checks(Registry.from_dict(pinned), EVENTS, per)}
+    assert (comp[A].vertical, comp[B].vertical) == ("发布", "公安")

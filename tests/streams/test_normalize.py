@@ -861,3 +861,67 @@ def test_real_comment_samples_with_status() -> None:
         assert reason_of(c) == "comment without status"
         e = norm(c, status=post)
         assert e.kind == "comment" and e.post_id == "1" and e.owner_id == "2"
+
+
+# --------------------------------------------------------------------------- time bounds
+
+WALL = datetime(2026, 11, 22, 12, 0, tzinfo=SHANGHAI)
+
+
+def _normalized_event(created_at: str, **extra: Any) -> dict[str, Any]:
+    return {"platform": "weibo", "id": "5000000777", "kind": "post", "account_id": "1",
+            "owner_id": "1", "text": "t", "created_at": created_at, **extra}
+
+
+@pytest.mark.parametrize(("created_at", "reason"), [
+    ("0001-01-01T00:00:00+14:00", "bad time: created_at: before 2000-01-01"),
+    ("1999-12-31T23:59:59+00:00", "bad time: created_at: before 2000-01-01"),
+    ("9999-12-31T10:00:00+08:00", "bad time: created_at: more than 86400s after"),
+    ("2026-11-23T12:00:01+08:00", "bad time: created_at: more than 86400s after"),
+])
+def test_absurd_event_times_are_refused(created_at: str, reason: str) -> None:
+    """One far-future date would move the event-time watermark and close every open
+    linkage task; year 1 at +14:00 broke datetime arithmetic in the sweep."""
+    with pytest.raises(InvalidInput, match=f"^{reason}"):
+        normalize(_normalized_event(created_at), collected_at=COLLECTED, wall_clock=WALL)
+
+
+def test_time_bounds_apply_to_native_objects_and_roots() -> None:
+    o = load("openapi_original")
+    o["created_at"] = "Fri Dec 31 10:00:00 +0800 9999"
+    with pytest.raises(InvalidInput, match=r"^bad time: created_at: more than"):
+        normalize_line(json.dumps(o), collected_at=COLLECTED, wall_clock=WALL)
+    r = load("openapi_repost_chain")
+    r["retweeted_status"]["created_at"] = "Sat Jan 01 00:00:00 +0800 1000"
+    with pytest.raises(InvalidInput, match=r"^bad time: root_created_at: before 2000"):
+        norm(r, wall_clock=WALL)
+    with pytest.raises(InvalidInput, match="root_created_at: more than"):
+        norm(_normalized_event("2026-11-02T09:00:00+08:00", kind="repost", root_id="9",
+                               root_created_at="3000-01-01T00:00:00+08:00"), wall_clock=WALL)
+
+
+def test_time_bounds_keep_old_data_and_near_future() -> None:
+    """The reference is the wall clock, not collected_at: a replay of 2001 data (whose
+    collected_at is its created_at) passes, as does a clock skew within the bound."""
+    old = "2001-01-01T00:00:00+08:00"
+    assert normalize(_normalized_event(old), collected_at=datetime.fromisoformat(old),
+                     wall_clock=WALL).created_at == old
+    soon = "2026-11-23T11:59:00+08:00"
+    assert norm(_normalized_event(soon), wall_clock=WALL).created_at == soon
+    far = "2030-01-01T00:00:00+08:00"
+    with pytest.raises(InvalidInput):
+        norm(_normalized_event(far), wall_clock=WALL, max_future=0.0)
+    assert norm(_normalized_event(far), wall_clock=WALL, max_future=float("inf")).created_at \
+        == far
+    with pytest.raises(InvalidInput, match="more than 60s"):
+        norm(_normalized_event("2026-11-22T12:02:00+08:00"), wall_clock=WALL, max_future=60)
+
+
+def test_time_bound_defaults_to_the_real_clock() -> None:
+    """No wall_clock: now. A year-9999 date is refused whatever the date is today."""
+    with pytest.raises(InvalidInput, match="after the wall clock"):
+        norm(_normalized_event("9999-12-31T10:00:00+08:00"))
+    with mock.patch.object(N.time, "time", return_value=WALL.timestamp()):
+        with pytest.raises(InvalidInput, match="after the wall clock"):
+            norm(_normalized_event("2026-11-24T00:00:00+08:00"))
+        assert norm(_normalized_event("2026-11-23T00:00:00+08:00")).id == "5000000777"

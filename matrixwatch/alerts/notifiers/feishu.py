@@ -47,7 +47,7 @@ def card(alert: Alert, channel: Channel, registry: Registry | None) -> dict[str,
     for i, (_, url) in enumerate(r.samples[:3], 1):
         if url and url != r.link:
             buttons.append({"tag": "button", "text": {"tag": "plain_text",
-                                                      "content": f"样本 {i}"},
+                                                      "content": f"{r.samples_label} {i}"},
                             "url": url, "type": "default"})
     if buttons:
         elements.append({"tag": "action", "actions": buttons})

@@ -1,17 +1,22 @@
 """One alert → what a person reads: title, fields, message, sample posts, rule.
 
 Every channel shows the same facts (Beijing time, account, unit and level, the numbers
-that fired, sample posts with links, the rule); only the markup differs.
+that fired, sample posts with links, the rule); only the markup differs. A quiet-hours
+digest (type :data:`QUIET_DIGEST`, built by the dispatcher) is alert-shaped too, so it
+takes the same path: its fields are the window, the total and the count per rule and
+severity, and its samples are the top held alerts, one line each (:func:`digest_line`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from matrixwatch.alerts.rules import severity_rank
 from matrixwatch.alerts.text import (
     LEVEL_ZH,
     TYPE_ZH,
     local_str,
+    sample,
     severity_zh,
     split_sample,
 )
@@ -28,6 +33,8 @@ _LABELS = {
 }
 _HIDDEN = ("bucket_start", "bucket_seconds", "last_post", "asked_at", "reminder")
 SEVERITY_COLOR = {"blue": "blue", "yellow": "yellow", "orange": "orange", "red": "red"}
+QUIET_DIGEST = "quiet_digest"  # Alert.type of a quiet-hours digest
+COUNT_PREFIX = "count:"  # digest values: "count:<rule>|<type>|<severity>" -> held alerts
 
 
 @dataclass
@@ -38,6 +45,7 @@ class Rendered:
     message: str = ""
     samples: list[tuple[str, str | None]] = field(default_factory=list)
     link: str | None = None
+    samples_label: str = "样本"
 
 
 def post_link(alert: Alert) -> str | None:
@@ -61,6 +69,8 @@ def _fmt(key: str, v: float, alert: Alert) -> str:
 
 
 def render(alert: Alert, registry: Registry | None = None) -> Rendered:
+    if alert.type == QUIET_DIGEST:
+        return render_digest(alert)
     acc = registry.get(alert.platform, alert.account_id) if registry else None
     name = alert.account_name or (acc.name if acc else None)
     unit = alert.unit or (acc.unit if acc else None)
@@ -89,6 +99,60 @@ def render(alert: Alert, registry: Registry | None = None) -> Rendered:
     return r
 
 
+def digest_line(alert: Alert) -> str:
+    """One held alert as a digest sample line: severity, title, account, unit, numbers,
+    Beijing time, then its link (the post, else its first sample's)."""
+    r = render(alert)
+    f = dict(r.fields)
+    parts = [severity_zh(alert.severity), alert.title or alert.rule, f.get("账号"),
+             f.get("单位"), f.get("数值"), local_str(alert.timestamp, seconds=False)]
+    link = r.link or next((u for _, u in r.samples if u), None)
+    return sample(" · ".join(p for p in parts if p), link, limit=240)
+
+
+def digest_counts(alert: Alert) -> list[tuple[str, str, str, int]]:
+    """(rule, type, severity, count) of a digest, highest severity first."""
+    out = []
+    for k, v in (alert.values or {}).items():
+        if k.startswith(COUNT_PREFIX):
+            rule, typ, sev = k[len(COUNT_PREFIX):].rsplit("|", 2)
+            out.append((rule, typ, sev, int(v)))
+    return sorted(out, key=lambda c: (-severity_rank(c[2]), c[0], c[1]))
+
+
+def render_digest(alert: Alert) -> Rendered:
+    vals = alert.values or {}
+    total = int(vals.get("total", 0))
+    r = Rendered(title=f"【{TYPE_ZH[QUIET_DIGEST]}】{alert.title}", severity=alert.severity,
+                 message=alert.message, samples_label="暂缓的告警")
+    if "window_start" in vals and "window_end" in vals:
+        r.fields.append(("时段", f"{local_str(vals['window_start'], seconds=False)} 至 "
+                                 f"{local_str(vals['window_end'], seconds=False)}（北京时间）"))
+    r.fields.append(("合计", f"{total} 条（已入库，静默时段内未通知）"))
+    r.fields.append(("分布", "；".join(
+        f"{rule}（{TYPE_ZH.get(typ, typ)}）{severity_zh(sev)} {n} 条"
+        for rule, typ, sev, n in digest_counts(alert))))
+    r.samples = [split_sample(s) for s in alert.samples or []]
+    if r.samples:
+        r.fields.append(("列出", f"级别最高的 {len(r.samples)} 条" if len(r.samples) < total
+                         else "全部"))
+    r.fields.append(("汇总编号", alert.id))
+    return r
+
+
+def digest_summary(alert: Alert) -> dict[str, object]:
+    """A digest as structured JSON (the webhook's ``digest`` object)."""
+    vals = alert.values or {}
+    return {
+        "window_start": local_str(vals["window_start"]) if "window_start" in vals else None,
+        "window_end": local_str(vals["window_end"]) if "window_end" in vals else None,
+        "total": int(vals.get("total", 0)),
+        "counts": [{"rule": rule, "type": typ, "severity": sev, "count": n}
+                   for rule, typ, sev, n in digest_counts(alert)],
+        "top": [{"text": t, "url": u} for t, u in map(split_sample, alert.samples or [])],
+    }
+
+
 def _md_escape(s: str) -> str:
     return s.replace("[", "［").replace("]", "］")
 
@@ -100,7 +164,7 @@ def markdown(r: Rendered, *, heading: bool = True) -> str:
     if r.message:
         lines += ["", f"> {r.message}"]
     if r.samples:
-        lines += ["", "**样本**："]
+        lines += ["", f"**{r.samples_label}**："]
         for i, (text, url) in enumerate(r.samples, 1):
             label = _md_escape(text) or url or ""
             lines.append(f"{i}. [{label}]({url})" if url else f"{i}. {label}")
@@ -115,7 +179,7 @@ def plain(r: Rendered) -> str:
     if r.message:
         lines += ["", r.message]
     if r.samples:
-        lines += ["", "样本："]
+        lines += ["", f"{r.samples_label}："]
         lines += [f"{i}. {t}{'  ' + u if u else ''}" for i, (t, u) in enumerate(r.samples, 1)]
     if r.link:
         lines += ["", f"原微博：{r.link}"]

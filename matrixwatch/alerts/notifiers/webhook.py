@@ -2,7 +2,9 @@
 
 Headers: ``X-Matrixwatch-Signature: sha256=<hex HMAC-SHA256 of the raw body keyed with the
 secret>`` (when a secret is configured), ``X-Matrixwatch-Alert-Id`` (receivers dedupe on
-it: a retried delivery repeats it) and ``X-Matrixwatch-Event: alert``. Any 2xx is success.
+it: a retried delivery repeats it) and ``X-Matrixwatch-Event: alert`` (``digest`` for a
+quiet-hours digest, whose payload adds a ``digest`` object: window, total, counts per rule
+and severity, top held alerts). Any 2xx is success.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ import httpx
 
 from matrixwatch.alerts.channels import Channel
 from matrixwatch.alerts.notifiers.base import dumps, post
-from matrixwatch.alerts.notifiers.render import markdown, plain, render
+from matrixwatch.alerts.notifiers.render import (
+    QUIET_DIGEST,
+    digest_summary,
+    markdown,
+    plain,
+    render,
+)
 from matrixwatch.alerts.text import local_str, severity_zh
 from matrixwatch.registry import Registry
 from matrixwatch.streams.records import Alert
@@ -29,7 +37,7 @@ def signature(body: bytes, secret: str) -> str:
 
 def payload(alert: Alert, registry: Registry | None) -> dict[str, Any]:
     r = render(alert, registry)
-    return {
+    out: dict[str, Any] = {
         "version": 1,
         "alert": alert.asdict(),
         "title": r.title,
@@ -40,12 +48,16 @@ def payload(alert: Alert, registry: Registry | None) -> dict[str, Any]:
         "text": plain(r),
         "link": r.link,
     }
+    if alert.type == QUIET_DIGEST:
+        out["digest"] = digest_summary(alert)
+    return out
 
 
 def build(alert: Alert, channel: Channel, registry: Registry | None
           ) -> tuple[str, bytes, dict[str, str]]:
     body = dumps(payload(alert, registry))
-    headers = {"X-Matrixwatch-Alert-Id": alert.id, "X-Matrixwatch-Event": "alert",
+    event = "digest" if alert.type == QUIET_DIGEST else "alert"
+    headers = {"X-Matrixwatch-Alert-Id": alert.id, "X-Matrixwatch-Event": event,
                **dict(channel.headers)}
     if channel.secret is not None:
         headers[SIGNATURE_HEADER] = signature(body, channel.secret.get())

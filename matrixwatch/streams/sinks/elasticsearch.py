@@ -17,8 +17,9 @@ Why it looks like this (DESIGN.md, "Elasticsearch and Kibana"):
   ``iter_*`` strip them again, so reads return exactly the records that were written.
 * **Writes.** Bulk through ``elasticsearch.helpers.async_streaming_bulk`` with
   deterministic ids. ``create`` for events, alerts and dead letters (409 = already
-  there = success), ``index`` for linkage, items and measures (a re-closed task or a
-  recomputed period overwrites). 429, 5xx and transport errors are retried, only the
+  there = success), ``index`` for linkage, items, measures and ``write_docs`` (the
+  index and compliance report rows, keyed by account + period): a re-closed task or a
+  recomputed period overwrites. 429, 5xx and transport errors are retried, only the
   documents still pending, with jittered exponential backoff for up to ``retry_for``
   seconds; then the write raises and the agent's own retry loop takes over. A document
   ES refuses for good (a mapping rejection, 400) goes to the dead-letter index with the
@@ -38,7 +39,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -109,7 +110,7 @@ EVENT_PROPERTIES: dict[str, Any] = {
 ALERT_PROPERTIES: dict[str, Any] = {
     **_kw("id", "rule", "type", "severity", "account_id", "post_id", "platform",
           "samples", "account_name", "unit", "level", "account_label"),
-    "timestamp": DATE,
+    "timestamp": DATE, "observed_at": DATE,
     "title": TEXT_CJK, "message": TEXT_CJK,
     "values": {"type": "object", "dynamic": True},
 }
@@ -138,6 +139,44 @@ MEASURE_PROPERTIES: dict[str, Any] = {
     **_typed("integer", "tasks_expected", "tasks_linked", "interactions_up",
              "interactions_down"),
     **_typed("float", "response_rate", "median_latency", "p90_latency", "coverage"),
+}
+
+# 政务新媒体指数 and compliance rows (reports/INDEX.md, storage.py): one document per
+# account and period (and check time), flat, so Kibana can table and chart them. Numbers
+# are double: follower counts exceed float's exact range.
+INDEX_SCORE_PROPERTIES: dict[str, Any] = {
+    **_kw("account_id", "platform", "name", "unit", "level", "vertical", "peer_group",
+          "period", "veto_reason"),
+    "period_start": DATE, "period_end": DATE,
+    **_typed("double",
+             # raw measures (互动 受众 传播 成长 内容 集群)
+             "reposts_received", "comments_received", "comment_repost_ratio",
+             "likes_received", "followers", "verified_days", "active_followers",
+             "posts_published", "originals", "reposts_of_others", "original_share",
+             "follower_growth_per_day", "posts_yoy", "originals_yoy", "interactions_yoy",
+             "follower_growth_rel", "posts_yoy_rel", "originals_yoy_rel",
+             "interactions_yoy_rel", "gov_share", "livelihood_share", "b_share",
+             "content_value", "coverage", "interactions_up", "interactions_down",
+             # 0–100 scores
+             "interaction_index", "audience_index", "propagation_index", "growth_index",
+             "content_index", "cluster_index", "composite"),
+    **_typed("integer", "rank", "group_size"),
+    "veto": {"type": "boolean"},
+}
+
+COMPLIANCE_CHECKS = ("stale", "gaps", "monthly", "interaction", "errata", "duplicate")
+COMPLIANCE_PROPERTIES: dict[str, Any] = {
+    **_kw("account_id", "platform", "name", "unit", "level", "vertical", "period", "status",
+          "duplicate_with", *(f"{c}_status" for c in COMPLIANCE_CHECKS)),
+    **{f: DATE for f in ("period_start", "period_end", "checked_at", "last_post_at",
+                         "longest_gap_from", "longest_gap_to")},
+    **_typed("double", "days_since_last_post", "longest_gap_days", "reply_rate",
+             "median_reply_hours", "resolve_rate"),
+    **_typed("integer", "fails", "months_below_min", "lowest_month_count", "questions",
+             "answered_in_time", "resolved", "errata_hits"),
+    "veto": {"type": "boolean"},
+    # the findings with their evidence, varied shapes: kept, not searched
+    "findings_json": {"type": "text", "index": False},
 }
 
 DEAD_LETTER_PROPERTIES: dict[str, Any] = {
@@ -174,6 +213,8 @@ SPECS: dict[str, IndexSpec] = {
         IndexSpec("linkage_items", _mapping(LINKAGE_ITEM_PROPERTIES), "created_at"),
         IndexSpec("measures", _mapping(MEASURE_PROPERTIES), "period_end"),
         IndexSpec("dead_letters", _mapping(DEAD_LETTER_PROPERTIES), "received_at"),
+        IndexSpec("index_scores", _mapping(INDEX_SCORE_PROPERTIES), "period_end"),
+        IndexSpec("compliance", _mapping(COMPLIANCE_PROPERTIES), "checked_at"),
     )
 }
 MAPPINGS: dict[str, dict[str, Any]] = {n: s.mapping for n, s in SPECS.items()}
@@ -642,6 +683,19 @@ class ElasticsearchStore(Store):
         """Matrix measures per account and period (覆盖度, 上级互动, 下级联动 …)."""
         await self._bulk("index", [self.measure_doc(r) for r in rows])
 
+    async def write_docs(self, name: str,
+                         docs: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Write ``(id, source)`` documents into the index of spec ``name`` (for example
+        ``index_scores``), overwriting any with the same id: a rerun replaces, never adds.
+
+        For rows computed outside the stream (the monthly index and compliance reports);
+        the caller chooses deterministic ids.
+        """
+        if name not in SPECS:
+            raise ValueError(f"no index spec {name!r}; one of {', '.join(SPECS)}")
+        target = self.index(name)
+        await self._bulk("index", [(target, str(doc_id), dict(src)) for doc_id, src in docs])
+
     async def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         await self._bulk("create", [(self.index("dead_letters"), dead_letter_id(d), d.asdict())
                                     for d in letters])
@@ -683,6 +737,14 @@ class ElasticsearchStore(Store):
     def iter_measures(self) -> Iterator[dict[str, Any]]:
         docs = self._scan(self.index("measures"))
         return iter(sorted(docs, key=lambda d: (str(d.get("period_start")), d["account_id"])))
+
+    def iter_docs(self, name: str) -> Iterator[dict[str, Any]]:
+        """Every document of spec ``name``'s index, in a stable order (for reports, tests)."""
+        if name not in SPECS:
+            raise ValueError(f"no index spec {name!r}; one of {', '.join(SPECS)}")
+        keys = ("period_start", "platform", "account_id", "checked_at")
+        docs = self._scan(self.index(name))
+        return iter(sorted(docs, key=lambda d: tuple(str(d.get(k) or "") for k in keys)))
 
     def iter_dead_letters(self) -> Iterator[dict[str, Any]]:
         return iter(sorted(self._scan(self.index("dead_letters")),

@@ -3,7 +3,8 @@
 Three ways in, from most to least faithful to a recording:
 
 * ``tests/data/es/*.json`` are ES 9 request/response pairs (bulk with 409, 429 and 503,
-  a mapping rejection, re-installing templates), written from ES's documented answers.
+  a mapping rejection, re-installing templates, report rows overwritten), written from
+  ES's documented answers.
   ``ReplayES`` serves them in order and checks that the sink sends what the recording
   expects (a JSON subset per NDJSON line), so the tests pin both what we send and how we
   read ES's answers. With ``ES_URL`` the same actions run against the real cluster.
@@ -425,7 +426,8 @@ def test_templates_shape() -> None:
     t = index_templates("matrixwatch")
     assert set(t) == {f"matrixwatch-{n}" for n in ("posts", "comments", "alerts", "linkage",
                                                     "linkage-items", "measures",
-                                                    "dead-letters")}
+                                                    "dead-letters", "index-scores",
+                                                    "compliance")}
     patterns = [p for body in t.values() for p in body["index_patterns"]]
     assert len(patterns) == len(set(patterns)) and not any("*" in p for p in patterns)
     for name in ("matrixwatch-posts", "matrixwatch-comments"):
@@ -441,6 +443,16 @@ def test_templates_shape() -> None:
     posts = mapped_fields(MAPPINGS["posts"])
     assert posts["text.raw"] == "keyword" and posts["sentiment"] == "float"
     assert {posts[f] for f in ("owner_unit", "owner_level", "owner_parent", "id")} == {"keyword"}
+    scores = mapped_fields(MAPPINGS["index_scores"])
+    assert (SPECS["index_scores"].time_field, SPECS["compliance"].time_field) == (
+        "period_end", "checked_at")
+    assert {scores[f] for f in ("peer_group", "level", "vertical", "period")} == {"keyword"}
+    assert (scores["composite"], scores["followers"], scores["rank"], scores["veto"]) == (
+        "double", "double", "integer", "boolean")
+    comp = MAPPINGS["compliance"]["properties"]
+    assert comp["findings_json"] == {"type": "text", "index": False}  # kept, not searched
+    assert {comp[f"{c}_status"]["type"] for c in ("stale", "gaps", "monthly", "interaction",
+                                                  "errata", "duplicate")} == {"keyword"}
 
 
 # --- recorded exchanges -----------------------------------------------------------------
@@ -451,7 +463,26 @@ CASSETTES = {
     "bulk_mapping_rejection": True,
     "bulk_429": False,
     "bulk_503": False,
+    "bulk_index_reports": True,
 }
+
+# One 排行榜 row and one compliance row as the reports write them (reports/storage.py).
+SCORE_ID = "weibo:9100000011|2026-10"
+COMPLIANCE_ID = "weibo:9100000011|2026-10|2026-11-01T00:00:00+08:00"
+SCORE_DOC: dict[str, Any] = {
+    "account_id": "9100000011", "platform": "weibo", "name": "甲市发布", "level": "city",
+    "vertical": "发布", "peer_group": "city/发布", "period": "2026-10",
+    "period_start": "2026-10-01T00:00:00+08:00", "period_end": "2026-11-01T00:00:00+08:00",
+    "followers": 1300, "gov_share": 0.333333, "interaction_index": 87.5,
+    "composite": 60.0, "rank": 2, "group_size": 2, "veto": False, "veto_reason": None}
+COMPLIANCE_DOC: dict[str, Any] = {
+    "account_id": "9100000011", "platform": "weibo", "name": "甲市发布", "level": "city",
+    "vertical": "发布", "period": "2026-10", "period_start": "2026-10-01T00:00:00+08:00",
+    "period_end": "2026-11-01T00:00:00+08:00", "checked_at": "2026-11-01T00:00:00+08:00",
+    "status": "veto", "veto": True, "fails": 2, "stale_status": "veto", "errata_status": "fail",
+    "last_post_at": "2026-10-12T10:00:00+08:00", "days_since_last_post": 19.583333,
+    "reply_rate": None, "errata_hits": 1, "duplicate_with": [],
+    "findings_json": json.dumps({"findings": [{"check": "stale", "status": "veto"}]})}
 
 
 async def _act(name: str, store: ElasticsearchStore) -> None:
@@ -468,6 +499,11 @@ async def _act(name: str, store: ElasticsearchStore) -> None:
             await store.write_events([ev(1)])
         elif name == "bulk_mapping_rejection":
             await store.write_events([ev(8), ev(9, created="yesterday")])
+        elif name == "bulk_index_reports":  # the month's report, then its rerun
+            for composite, rank in ((60.0, 2), (66.666667, 1)):
+                await store.write_docs("index_scores", [
+                    (SCORE_ID, {**SCORE_DOC, "composite": composite, "rank": rank})])
+                await store.write_docs("compliance", [(COMPLIANCE_ID, COMPLIANCE_DOC)])
     finally:
         await store.close()
 
@@ -482,6 +518,10 @@ def _check_outcome(name: str, store: ElasticsearchStore) -> None:
         assert dl["reason"].startswith("es_rejected: document_parsing_exception")
         assert json.loads(dl["payload"])["created_at"] == "yesterday"
         assert store.rejected == 1
+    elif name == "bulk_index_reports":
+        assert list(store.iter_docs("index_scores")) == [
+            {**SCORE_DOC, "composite": 66.666667, "rank": 1}]
+        assert list(store.iter_docs("compliance")) == [COMPLIANCE_DOC]
 
 
 @pytest.mark.parametrize("name", sorted(CASSETTES))
@@ -583,6 +623,30 @@ def test_linkage_items_and_measures(es: tuple[str, FakeES | None, str]) -> None:
     assert m["coverage"] == 0.8 and m["account_label"] == "甲市发布"
     counts = store.counts()
     assert (counts["linkage"], counts["linkage_items"], counts["measures"]) == (1, 3, 1)
+
+
+def test_report_docs_are_overwritten_by_id(es: tuple[str, FakeES | None, str]) -> None:
+    """write_docs: the index op with the caller's ids; a rerun replaces, never adds."""
+    url, fake, prefix = es
+    store = make_store(url, prefix)
+    other = ("weibo:9100000012|2026-10", {**SCORE_DOC, "account_id": "9100000012",
+                                           "name": "乙市发布", "rank": 1, "composite": 70.0})
+    first = [(SCORE_ID, SCORE_DOC), other]
+    rerun = [(SCORE_ID, {**SCORE_DOC, "composite": 61.5}), other]
+    run(_with(store, (lambda d: store.write_docs("index_scores", d), first),
+              (lambda d: store.write_docs("index_scores", d), rerun),
+              (lambda d: store.write_docs("compliance", d), [(COMPLIANCE_ID, COMPLIANCE_DOC)])))
+    docs = list(store.iter_docs("index_scores"))
+    assert [(d["account_id"], d["composite"]) for d in docs] == [
+        ("9100000011", 61.5), ("9100000012", 70.0)]
+    assert [d["status"] for d in store.iter_docs("compliance")] == ["veto"]
+    if fake is not None:
+        assert set(fake.docs(store.index("index_scores"))) == {SCORE_ID, other[0]}
+        assert max(fake.created.values()) == 1  # created once, then updated in place
+        assert fake.bulk_bodies()[-1][0] == {
+            "index": {"_index": f"{prefix}-compliance", "_id": COMPLIANCE_ID}}
+    with pytest.raises(ValueError, match="no index spec"):
+        run(store.write_docs("index-scores", []))
 
 
 def test_strict_mode_raises_on_rejection(es: tuple[str, FakeES | None, str]) -> None:
