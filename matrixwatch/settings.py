@@ -44,7 +44,12 @@ class Settings(BaseSettings):
     )
     lag_interval: float = Field(10.0, description="Seconds between consumer-lag updates.")
     data_dir: Path = Field(Path("var"), description="Where the SQLite store and logs live.")
-    batch_size: int = Field(256, ge=1, description="Events scored and written per batch.")
+    batch_size: int = Field(
+        1024, ge=1,
+        description="Max events per agent batch (scored, written, one state write per key). "
+        "1024 drained a 40k backlog 1.5x faster than 256 (bench/pipeline_bench.py); a "
+        "batch closes after batch_within anyway, so it adds no latency at low rates.",
+    )
     batch_within: float = Field(0.2, description="Max seconds to wait to fill a batch.")
     max_text_bytes: int = Field(
         64 * 1024, description="Larger inputs go to the dead-letter topic (input cap)."

@@ -48,7 +48,7 @@ from tenacity import (
 from matrixwatch.alerts import metrics
 from matrixwatch.alerts.channels import Channel, ChannelConfig, ChannelError
 from matrixwatch.alerts.notifiers import SENDERS
-from matrixwatch.alerts.notifiers.base import DeliveryFailed, NotifyError, client_for
+from matrixwatch.alerts.notifiers.base import DeliveryFailed, NotifyError, shared_client
 from matrixwatch.alerts.notifiers.render import COUNT_PREFIX, QUIET_DIGEST, digest_line
 from matrixwatch.alerts.rules import SEVERITIES, QuietHours, Rule, severity_rank
 from matrixwatch.alerts.text import SHANGHAI, alert_id, local_str, to_local
@@ -343,7 +343,7 @@ async def deliver(alert: Alert, channel: str, channels: ChannelConfig,
                     alert.id, channel, ch.type, ch.public_target(), rs.attempt_number, reason)
 
     started = time.monotonic()
-    client = client_for(ch) if ch.type != "email" else None
+    client = shared_client(ch) if ch.type != "email" else None
     try:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(ch.retry.attempts),
@@ -367,8 +367,5 @@ async def deliver(alert: Alert, channel: str, channels: ChannelConfig,
         log.error("alert %s to %s: unexpected %s", alert.id, channel, type(e).__name__)
         raise DeliveryFailed(channel, ch.type, ch.public_target(), "internal", attempts,
                              type(e).__name__) from None
-    finally:
-        if client is not None:
-            await client.aclose()
     metrics.NOTIFY_SENT.labels(channel=channel, type=ch.type).inc()
     metrics.NOTIFY_SECONDS.labels(type=ch.type).observe(time.monotonic() - started)

@@ -68,3 +68,18 @@ async def test_unreachable_is_retried_then_reported_without_the_url_path() -> No
         await deliver(sample_alert(), "hook", config(f"http://127.0.0.1:{port}/hooks/T0K3N"))
     assert e.value.reason == "network" and e.value.attempts == 3
     assert "T0K3N" not in str(e.value) and "http://127.0.0.1" in str(e.value)
+
+
+async def test_a_burst_reuses_one_client_and_its_connection(http_stub: HTTPStub) -> None:
+    """Per-alert clients cost a TLS context each (a third of a busy worker's CPU)."""
+    from matrixwatch.alerts.notifiers.base import shared_client
+
+    http_stub.handler = receiver
+    cfg = config(f"{http_stub.url}/hooks/T0K3N")
+    first = shared_client(cfg.channels["hook"])
+    for _ in range(3):
+        await deliver(sample_alert(), "hook", cfg)
+    assert len(http_stub.requests) == 3
+    assert shared_client(cfg.channels["hook"]) is first and not first.is_closed
+    await first.aclose()  # a closed client is replaced, not reused
+    assert shared_client(cfg.channels["hook"]) is not first
