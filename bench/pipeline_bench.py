@@ -72,16 +72,19 @@ def quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def histogram_quantiles(text: str, name: str, stage: str) -> tuple[int, float, float]:
-    """(count, p50, p99) of one stage of a Prometheus histogram, interpolated in buckets."""
-    buckets: list[tuple[float, float]] = []
-    for fam in text_string_to_metric_families(text):
-        if fam.name != name:
-            continue
-        for s in fam.samples:
-            if s.name.endswith("_bucket") and s.labels.get("stage") == stage:
-                buckets.append((float(s.labels["le"]), s.value))
-    buckets.sort()
+def histogram_quantiles(texts: list[str], name: str, stage: str) -> tuple[int, float, float]:
+    """(count, p50, p99) of one stage of a Prometheus histogram summed over workers,
+    interpolated within buckets."""
+    counts: dict[float, float] = {}
+    for text in texts:
+        for fam in text_string_to_metric_families(text):
+            if fam.name != name:
+                continue
+            for s in fam.samples:
+                if s.name.endswith("_bucket") and s.labels.get("stage") == stage:
+                    le = float(s.labels["le"])
+                    counts[le] = counts.get(le, 0.0) + s.value
+    buckets = sorted(counts.items())
     total = buckets[-1][1] if buckets else 0.0
 
     def q(p: float) -> float:
@@ -231,9 +234,17 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
         def also(line: bytes) -> None:
             bare_producer.send("bare-src", value=line)  # type: ignore[attr-defined]
 
-    start_worker = lambda: WorkerProcess.start(  # noqa: E731
-        settings, broker.url, work / "pipe" / "worker.log", MW_ALERT_WEBHOOK_URL=hook.url,
-        MW_ALERT_WEBHOOK_SECRET="bench-only-secret")
+    workers: list[WorkerProcess] = []
+
+    def start_workers() -> None:
+        for i in range(args.workers):
+            workers.append(WorkerProcess.start(
+                settings, broker.url, work / "pipe" / f"worker{i}.log",
+                MW_ALERT_WEBHOOK_URL=hook.url, MW_ALERT_WEBHOOK_SECRET="bench-only-secret"))
+
+    def alive() -> bool:
+        return all(w.alive() for w in workers)
+
     sampler = LagSampler(broker.bootstrap, settings.app_id, topics, args.partitions,
                          args.sample)
     lines = simulated_lines(matrix, args.events)
@@ -242,35 +253,37 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
         t = time.monotonic()
         n = feed(feeder, lines, 0, also)
         print(f"preloaded {n:,} events in {time.monotonic() - t:.0f}s", flush=True)
-        w = start_worker()
+        start_workers()
         sampler.start()
         secs = timed_drain(broker.bootstrap, settings.app_id, topics, args.partitions, n,
-                           w.alive, args.timeout)
+                           alive, args.timeout)
     else:
-        w = start_worker()
+        start_workers()
         warm = simulated_lines(build_matrix(seed=99), 200)
         feed(feeder, warm, 0)  # a worker that has joined and drained before the clock
         timed_drain(broker.bootstrap, settings.app_id, topics, args.partitions, 200,
-                    w.alive, 300)
+                    alive, 300)
         sampler.start()
         t = time.monotonic()
         n = feed(feeder, lines, args.rate, also)
         while sum(group_lag(broker.bootstrap, settings.app_id, topics,
                             args.partitions).values()) > 0:
-            if not w.alive():
+            if not alive():
                 raise RuntimeError("worker died")
             time.sleep(0.25)
         secs = time.monotonic() - t
     time.sleep(2)  # the last notifications
     sampler.stop_flag.set()
-    try:
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{w.web_port}/metrics",
-                                         timeout=10).read().decode()
-    except OSError as e:
-        print(f"  (no /metrics: {e})")
-        metrics = ""
-    out["worker_rss"] = peak_rss_mb(w.proc.pid)
-    w.stop()
+    metrics: list[str] = []
+    for w in workers:
+        try:
+            metrics.append(urllib.request.urlopen(f"http://127.0.0.1:{w.web_port}/metrics",
+                                                  timeout=10).read().decode())
+        except OSError as e:
+            print(f"  (no /metrics: {e})")
+    out["worker_rss"] = max(peak_rss_mb(w.proc.pid) for w in workers)
+    for w in workers:
+        w.stop()
     feeder.close()
     hook.close()
     out["rate"] = n / secs
@@ -294,16 +307,21 @@ def run_bare(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
              n: int) -> dict[str, float]:
     env = {**os.environ, "BARE_KAFKA_URL": broker.url,
            "BARE_PARTITIONS": str(args.partitions), "BARE_DATADIR": str(work / "bare")}
-    with open(work / "bare.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, str(HERE / "bare_faust.py"), "worker",
-                                 "-l", "warn"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    procs = []
+    for i in range(args.workers):
+        with open(work / f"bare{i}.log", "ab") as log:
+            procs.append(subprocess.Popen(
+                [sys.executable, str(HERE / "bare_faust.py"), "worker", "-l", "warn"],
+                stdout=log, stderr=subprocess.STDOUT,
+                env={**env, "BARE_DATADIR": str(work / f"bare{i}")}))
     try:
         secs = timed_drain(broker.bootstrap, "bare-bench", ["bare-src"], args.partitions, n,
-                           lambda: proc.poll() is None, args.timeout)
-        rss = peak_rss_mb(proc.pid)
+                           lambda: all(p.poll() is None for p in procs), args.timeout)
+        rss = max(peak_rss_mb(p.pid) for p in procs)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=30)
     rate = n / secs
     print(f"\nbare Faust consume→produce: {n:,} in {secs:.1f}s = {rate:,.0f} events/s")
     return {"rate": rate, "rss": rss}
@@ -318,13 +336,15 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=0.0,
                     help="Paced feed, events/s (0: preload, then drain the backlog).")
     ap.add_argument("--no-bare", action="store_true", help="Skip the bare Faust run.")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="Worker processes, for the pipeline and for the bare ceiling alike.")
     ap.add_argument("--sample", type=float, default=10.0, help="Lag sampling period, s.")
     ap.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mw-bench-"))
     matrix = build_matrix(**MATRICES[args.matrix])
     print(f"{args.events:,} simulated objects, {len(matrix.accounts):,} accounts, "
-          f"{args.partitions} partitions, work dir {work}", flush=True)
+          f"{args.partitions} partitions, {args.workers} worker(s), work dir {work}", flush=True)
 
     with EmbeddedBroker(log_path=work / "broker.log") as broker:
         bare_producer = None
@@ -342,7 +362,7 @@ def main() -> int:
             bare = run_bare(args, broker, work, args.events)
         broker_rss = peak_rss_mb(broker.proc.pid) if broker.proc else float("nan")
     print("\npeak RSS per process:")
-    print(f"  worker (full pipeline)  {pipe['worker_rss']:8.0f} MB")
+    print(f"  worker (full pipeline)  {pipe['worker_rss']:8.0f} MB  (largest of {args.workers})")
     if bare:
         print(f"  worker (bare Faust)     {bare['rss']:8.0f} MB")
     print(f"  broker (tansu, memory)  {broker_rss:8.0f} MB  (holds every topic in memory)")
