@@ -127,19 +127,23 @@ def train_cli(
         None, "--data", help="Shared data dir (default $MW_SHARED_DATA or ../shared/data)."
     ),
     out: Path | None = typer.Option(None, "--out", help="Model file (default: the shipped one)."),
-    moe: bool = typer.Option(
-        False, "--moe", help="Build ngram-moe (general head + chatter expert + gate) instead."
+    model: str = typer.Option(
+        "ngram", "--model", help="Kind to build: ngram, ngram-moe or ngram-mix."
     ),
+    moe: bool = typer.Option(False, "--moe", help="Same as --model ngram-moe."),
 ) -> None:
-    """Rebuild the ``ngram`` (or ``ngram-moe``) model from the training splits.
+    """Rebuild a shipped ``ngram``-family model from the training splits.
 
     Needs scikit-learn and scipy; the models themselves need numpy alone.
     """
     try:
-        from matrixwatch.streams.sentiment.train import TrainConfig, train_and_save
+        from matrixwatch.streams.sentiment.train import PRESETS, train_and_save
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise typer.BadParameter(f"training needs scikit-learn and scipy: {exc}") from exc
-    cfg = TrainConfig(moe=moe)
+    kind = "ngram-moe" if moe else model
+    if kind not in PRESETS:
+        raise typer.BadParameter(f"unknown kind {kind!r}; choose from {', '.join(PRESETS)}")
+    cfg = PRESETS[kind]
     train_and_save(_data_dir(data), out, log=lambda m: typer.echo(m, err=True), cfg=cfg)
 
 

@@ -43,6 +43,9 @@ MODEL_FILE = "ngram.npz"
 # The gated mixture (general head + chatter expert + gate), shipped next to the default.
 MOE_NAME = "ngram-moe"
 MOE_FILE = "ngram_moe.npz"
+# ngram-moe's architecture with 2**22 buckets and CV-picked source weights and gate bias.
+MIX_NAME = "ngram-mix"
+MIX_FILE = "ngram_mix.npz"
 FORMAT_VERSION = 2
 HEADS = ("pol", "neu", "exp", "gate")  # column order of the weight matrix
 
@@ -202,3 +205,8 @@ def _factory() -> SentimentModel:
 @register(MOE_NAME)
 def _moe_factory() -> SentimentModel:
     return NgramModel(NgramWeights.load(shipped=MOE_FILE), name=MOE_NAME)
+
+
+@register(MIX_NAME)
+def _mix_factory() -> SentimentModel:
+    return NgramModel(NgramWeights.load(shipped=MIX_FILE), name=MIX_NAME)

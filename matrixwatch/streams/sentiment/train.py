@@ -42,11 +42,20 @@ from matrixwatch.streams.sentiment import data as D
 from matrixwatch.streams.sentiment import seeds
 from matrixwatch.streams.sentiment.features import featurize
 from matrixwatch.streams.sentiment.metrics import macro_f1
-from matrixwatch.streams.sentiment.ngram_model import MODEL_FILE, MOE_FILE, NgramWeights
+from matrixwatch.streams.sentiment.ngram_model import (
+    MIX_FILE,
+    MIX_NAME,
+    MODEL_FILE,
+    MODEL_NAME,
+    MOE_FILE,
+    MOE_NAME,
+    NgramWeights,
+)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    name: str = MODEL_NAME  # the model kind this config builds (names the file and meta)
     bits: int = 20
     orders: tuple[int, ...] = (1, 2, 3)
     c_pol: float = 8.0
@@ -57,7 +66,10 @@ class TrainConfig:
     w_exp_other: float = 0.3  # weight of the non-chatter sources in the chatter expert
     c_gate: float = 16.0  # chosen by 5-fold CV of the domain accuracy on the training rows
     w_gate_snownlp: float = 0.3
+    gate_offset: float = 0.0  # added to the gate's bias: > 0 sends more texts to the expert
     w_snownlp: float = 0.2
+    w_pol_weibo: float = 1.0  # weight of weibo_senti_100k dev in the general polarity head
+    w_pol_osm: float = 1.0  # weight of osmdataset2022 train in the general polarity head
     w_osm_neutral: float = 0.5
     w_seeds: float = 1.0
     folds: int = 5
@@ -91,8 +103,21 @@ class _Set:
         self.gold += gold if gold is not None else [""] * len(texts)
 
 
-def default_model_path(moe: bool = False) -> Path:
-    return Path(__file__).resolve().parent / "models" / (MOE_FILE if moe else MODEL_FILE)
+# The shipped kinds and how each is built. ``ngram-mix`` is ``ngram-moe``'s architecture
+# with settings picked by 5-fold CV over the training rows of all three Weibo sources
+# (weibo_senti_100k dev, osmdataset2022 train, virus_train; see models/README.md).
+PRESETS: dict[str, TrainConfig] = {
+    MODEL_NAME: TrainConfig(),
+    MOE_NAME: TrainConfig(name=MOE_NAME, moe=True),
+    MIX_NAME: TrainConfig(
+        name=MIX_NAME, moe=True, bits=22, w_pol_weibo=0.5, w_pol_osm=1.5, gate_offset=2.0
+    ),
+}
+_FILES = {MODEL_NAME: MODEL_FILE, MOE_NAME: MOE_FILE, MIX_NAME: MIX_FILE}
+
+
+def default_model_path(kind: str = MODEL_NAME) -> Path:
+    return Path(__file__).resolve().parent / "models" / _FILES[kind]
 
 
 def _matrix(texts: list[str], cfg: TrainConfig) -> Any:
@@ -180,7 +205,7 @@ def build_sets(data_dir: Path, cfg: TrainConfig) -> Sets:
     counts: dict[str, int] = {}
 
     wt, wl = sets["weibo_senti_100k/dev"]
-    pol.add(wt, [int(lab == "positive") for lab in wl], 1.0)
+    pol.add(wt, [int(lab == "positive") for lab in wl], cfg.w_pol_weibo)
     counts["weibo_senti_100k/dev"] = len(wt)
     # The expert reads the same rows with soft emoticon-derived targets, plus segments.
     we, wel = D.load_weibo_senti(data_dir, "dev", emoticons=True)
@@ -207,7 +232,7 @@ def build_sets(data_dir: Path, cfg: TrainConfig) -> Sets:
     counts["smp2020/virus_train"] = len(vt)
 
     ot, ol = sets["osmdataset2022/train"]
-    pol.add(ot, [int(lab == "positive") for lab in ol], 1.0)
+    pol.add(ot, [int(lab == "positive") for lab in ol], cfg.w_pol_osm)
     exp.add(ot, [int(lab == "positive") for lab in ol], cfg.w_exp_other)
     neu.add(ot, [0] * len(ot), cfg.w_osm_neutral)
     gate.add(ot, [0] * len(ot), 1.0)
@@ -271,6 +296,8 @@ def _fit_all(
         y, w, f = np.array(s.y), np.array(s.w), np.array(s.fold)
         keep = f != leave_out if leave_out is not None else np.ones(len(y), dtype=bool)
         fitted[name] = _fit_head(xs[name][keep], y[keep], w[keep], c, nb, cfg.seed)
+    if "gate" in fitted:
+        fitted["gate"].intercept += cfg.gate_offset
     return _Heads(**fitted)
 
 
@@ -318,7 +345,7 @@ def train(data_dir: Path, cfg: TrainConfig | None = None, log: Any = print) -> N
     import sklearn
 
     meta: dict[str, Any] = {
-        "model": "ngram-moe" if cfg.moe else "ngram",
+        "model": cfg.name,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "sources": sets.counts,
         "config": {k: v for k, v in asdict(cfg).items() if not k.endswith("_grid")},
@@ -349,7 +376,7 @@ def train_and_save(
     data_dir: Path, out: Path | None = None, log: Any = print, cfg: TrainConfig | None = None
 ) -> Path:
     cfg = cfg or TrainConfig()
-    out = out or default_model_path(cfg.moe)
+    out = out or default_model_path(cfg.name)
     weights = train(data_dir, cfg, log=log)
     weights.save(out)
     log(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
