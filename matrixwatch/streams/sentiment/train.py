@@ -1,6 +1,8 @@
-"""Rebuild the shipped ``ngram`` / ``ngram-moe`` models from ``../shared/data`` (training
-splits only). ``ngram`` is the general polarity and neutrality heads; ``ngram-moe``
-(``TrainConfig(moe=True)``) adds the chatter expert and the gate.
+"""Rebuild the shipped ``ngram`` / ``ngram-moe`` / ``ngram-mix`` models from
+``../shared/data`` (training splits only). ``ngram`` is the general polarity and neutrality
+heads; ``ngram-moe`` (``TrainConfig(moe=True)``) adds the chatter expert and the gate;
+``ngram-mix`` is ``ngram-moe`` with 2**22 buckets, other source weights in the general
+head and a gate bias offset (:data:`PRESETS`).
 
 Training needs scikit-learn and scipy (liblinear's logistic regression on a sparse
 matrix); inference does not. Everything is deterministic: fixed splits, fixed fold

@@ -211,3 +211,24 @@ def test_single_head_weights_still_load(tmp_path) -> None:
     a = NgramModel(weights).probabilities(texts)
     b = NgramModel(again).probabilities(texts)
     assert np.allclose(a[0], b[0], atol=0.02) and np.allclose(a[1], b[1], atol=0.02)
+
+
+def test_mix_passes_the_same_behaviour_checks() -> None:
+    """ngram-mix (moe architecture, 2**22 buckets, CV-picked weights) keeps the contract."""
+    mix = get_model("ngram-mix")
+    assert isinstance(mix, NgramModel)
+    assert mix.name == "ngram-mix"
+    w = mix.weights
+    assert w.bits == 22 and w.w_exp is not None and w.w_gate is not None
+    assert w.meta["model"] == "ngram-mix"
+    assert w.meta["config"]["gate_offset"] == 2.0
+    test_complaints_are_negative(mix)
+    test_praise_is_positive(mix)
+    test_notices_are_neutral_not_negative(mix)
+    test_notice_words_alone_do_not_flip_a_complaint(mix)
+    test_batch_equals_one_by_one(mix)
+    test_empty_and_blank_are_neutral(mix)
+    test_odd_characters_do_not_crash(mix)
+    test_emoticons_carry_signal(mix)
+    g_notice = 1.0 / (1.0 + np.exp(-_gate_logit(mix, NOTICES)))
+    assert float(np.mean(g_notice)) < 0.5
