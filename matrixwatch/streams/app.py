@@ -433,22 +433,7 @@ def create_app(
     checkpoint_fractions = sorted({f for r in engine.lagging_rules for f in r.params.checkpoints})
 
     def next_due(box: Any, after: float) -> float | None:
-        """The next deadline, candidate expiry or linkage checkpoint in a container, not
-        before ``after`` (the watermark the container was last evaluated at).
-
-        Checkpoints already behind that watermark were evaluated then. Returning them
-        made every open task with a passed checkpoint due again on every batch until
-        its deadline: on a 10k-account backlog that was 43 changelog writes per input
-        event and a drain that fell to 7 events/s (bench/pipeline_bench.py --matrix 10k).
-        """
-        times = [t for t in (tracker.next_due(box),) if t is not None]
-        for task in box["tasks"].values():
-            if not task["closed"]:
-                span = task["deadline"] - task["t0"]
-                times += [task["t0"] + f * span for f in checkpoint_fractions
-                          if task["t0"] + f * span < task["deadline"]]
-        times = [t for t in times if t >= after]
-        return min(times) if times else None
+        return tracker.wakeup(box, checkpoint_fractions, after)
 
     def schedule(key: str, due: float | None) -> None:
         """Remember when ``key`` next needs the clock (one live heap entry per key)."""

@@ -20,7 +20,7 @@ post's own ``created_at``.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -213,6 +213,25 @@ class LinkageTracker:
         """When the container next needs the clock: a deadline, or a candidate expiring."""
         times = [t["deadline"] for t in box["tasks"].values() if not t["closed"]]
         times += [c["ts"] for c in box["candidates"]]
+        return min(times) if times else None
+
+    @classmethod
+    def wakeup(cls, box: Container, checkpoints: Sequence[float], after: float) -> float | None:
+        """When the container next needs the clock, not before ``after`` (the watermark
+        it was last evaluated at): a deadline, a candidate expiring, or a linkage
+        checkpoint (a fraction of a task's deadline span).
+
+        Checkpoints behind ``after`` were evaluated then. Returning them made every open
+        task with a passed checkpoint due again on every batch until its deadline: on a
+        10k-account backlog, 43 changelog writes per input event and a drain at 7 ev/s.
+        """
+        times = [t for t in (cls.next_due(box),) if t is not None]
+        for task in box["tasks"].values():
+            if not task["closed"]:
+                span = task["deadline"] - task["t0"]
+                times += [task["t0"] + f * span for f in checkpoints
+                          if task["t0"] + f * span < task["deadline"]]
+        times = [t for t in times if t >= after]
         return min(times) if times else None
 
     def close_due(self, box: Container, watermark: float) -> list[LinkageResult]:

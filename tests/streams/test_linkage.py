@@ -238,3 +238,18 @@ def test_percentile_nearest_rank() -> None:
     assert percentile([5.0], 0.9) == 5.0
     assert percentile([float(i) for i in range(1, 11)], 0.9) == 9.0
     assert percentile([float(i) for i in range(1, 11)], 0.5) == 5.0
+
+
+def test_wakeup_skips_checkpoints_already_evaluated() -> None:
+    """A passed checkpoint must not make the container due again on every batch."""
+    task = {"t0": 0.0, "deadline": 100.0, "closed": False}
+    box: dict[str, Any] = {"tasks": {"p1": task}, "candidates": []}
+    checkpoints = (0.25, 0.5)
+    assert LinkageTracker.wakeup(box, checkpoints, -math.inf) == 25.0  # after a rebalance
+    assert LinkageTracker.wakeup(box, checkpoints, 30.0) == 50.0
+    assert LinkageTracker.wakeup(box, checkpoints, 50.0) == 50.0  # not evaluated at == 50
+    assert LinkageTracker.wakeup(box, checkpoints, 60.0) == 100.0  # then the deadline
+    box["candidates"] = [{"ts": 70.0}]
+    assert LinkageTracker.wakeup(box, checkpoints, 60.0) == 70.0
+    task["closed"], box["candidates"] = True, []
+    assert LinkageTracker.wakeup(box, checkpoints, 60.0) is None
