@@ -36,7 +36,7 @@ def worker(
     import faust
 
     from matrixwatch.registry import RegistryError
-    from matrixwatch.streams.app import create_app
+    from matrixwatch.streams.app import create_app, tune_gc
 
     settings = get_settings()
     if not settings.kafka_url:
@@ -45,6 +45,7 @@ def worker(
         pipe = create_app(settings)
     except RegistryError as e:
         _fail(str(e))
+    tune_gc()
     faust.Worker(pipe.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 

@@ -49,3 +49,72 @@ def faust_metrics() -> Any:
 
         _FAUST_METRICS = FaustMetrics.create(REGISTRY, "faust")
     return _FAUST_METRICS
+
+
+def lean_faust_monitor() -> Any:
+    """Faust's PrometheusMonitor with the label lookups of its per-message hooks cached.
+
+    The stock monitor calls ``Metric.labels(...)`` (a kwargs → tuple → dict lookup under
+    a lock) several times for every message in, out and sent, and for every table get
+    and set: 6.5 % of the worker's CPU in the 10k-account load run. Same series, same
+    names; only the child objects are kept.
+    """
+    from faust.sensors.prometheus import PrometheusMonitor
+
+    class LeanPrometheusMonitor(PrometheusMonitor):  # type: ignore[misc]
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._children: dict[tuple[Any, ...], Any] = {}
+
+        def _child(self, metric: Any, **labels: Any) -> Any:
+            key = (id(metric), *labels.values())
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = metric.labels(**labels)
+            return child
+
+        def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+            super(PrometheusMonitor, self).on_message_in(tp, offset, message)
+            m = self._metrics
+            m.messages_received.inc()
+            m.active_messages.inc()
+            self._child(m.messages_received_per_topics, topic=tp.topic).inc()
+            self._child(m.messages_received_per_topics_partition,
+                        topic=tp.topic, partition=tp.partition).set(offset)
+
+        def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> Any:
+            state = super(PrometheusMonitor, self).on_stream_event_in(
+                tp, offset, stream, event)
+            m = self._metrics
+            m.total_events.inc()
+            m.total_active_events.inc()
+            child = self._children.get((id(stream),))
+            if child is None:  # the label is a regex over the stream's repr: once
+                child = self._children[(id(stream),)] = m.total_events_per_stream.labels(
+                    stream=f"stream.{self._stream_label(stream)}.events")
+            child.inc()
+            return state
+
+        def on_send_initiated(self, producer: Any, topic: str, message: Any,
+                              keysize: int, valsize: int) -> Any:
+            self._child(self._metrics.topic_messages_sent, topic=f"topic.{topic}").inc()
+            return super(PrometheusMonitor, self).on_send_initiated(
+                producer, topic, message, keysize, valsize)
+
+        def _table_op(self, table: Any, operation: str) -> None:
+            self._child(self._metrics.table_operations, table=f"table.{table.name}",
+                        operation=operation).inc()
+
+        def on_table_get(self, table: Any, key: Any) -> None:
+            super(PrometheusMonitor, self).on_table_get(table, key)
+            self._table_op(table, self.KEYS_RETRIEVED)
+
+        def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+            super(PrometheusMonitor, self).on_table_set(table, key, value)
+            self._table_op(table, self.KEYS_UPDATED)
+
+        def on_table_del(self, table: Any, key: Any) -> None:
+            super(PrometheusMonitor, self).on_table_del(table, key)
+            self._table_op(table, self.KEYS_DELETED)
+
+    return LeanPrometheusMonitor(metrics=faust_metrics())
