@@ -193,3 +193,26 @@ def patch_faust_highwaters(bootstrap: str) -> None:
 
     AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]
     AIOKafkaConsumerThread._mw_patched = True  # type: ignore[attr-defined]
+
+
+def patch_faust_fetch_wait(seconds: float) -> None:
+    """Set the fetch max wait of Faust's worker consumers (Faust hard-codes 1,500 ms).
+
+    Tansu answers a fetch only when the max wait is up, even with records waiting, so
+    every hop of the pipeline (mw-raw → agent → mw-alerts → notifier) paid up to 1.5 s.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    AIOKafkaConsumerThread._mw_fetch_wait_ms = int(seconds * 1000)  # type: ignore[attr-defined]
+    if getattr(AIOKafkaConsumerThread, "_mw_fetch_patched", False):
+        return
+    original = AIOKafkaConsumerThread._create_worker_consumer
+
+    def _create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = self._mw_fetch_wait_ms  # read by consumer.start()
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = (  # type: ignore[method-assign]
+        _create_worker_consumer)
+    AIOKafkaConsumerThread._mw_fetch_patched = True  # type: ignore[attr-defined]

@@ -64,13 +64,13 @@ def lean_faust_monitor() -> Any:
     class LeanPrometheusMonitor(PrometheusMonitor):  # type: ignore[misc]
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
-            self._children: dict[tuple[Any, ...], Any] = {}
+            self._label_children: dict[tuple[Any, ...], Any] = {}
 
         def _child(self, metric: Any, **labels: Any) -> Any:
             key = (id(metric), *labels.values())
-            child = self._children.get(key)
+            child = self._label_children.get(key)
             if child is None:
-                child = self._children[key] = metric.labels(**labels)
+                child = self._label_children[key] = metric.labels(**labels)
             return child
 
         def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
@@ -88,9 +88,9 @@ def lean_faust_monitor() -> Any:
             m = self._metrics
             m.total_events.inc()
             m.total_active_events.inc()
-            child = self._children.get((id(stream),))
+            child = self._label_children.get((id(stream),))
             if child is None:  # the label is a regex over the stream's repr: once
-                child = self._children[(id(stream),)] = m.total_events_per_stream.labels(
+                child = self._label_children[(id(stream),)] = m.total_events_per_stream.labels(
                     stream=f"stream.{self._stream_label(stream)}.events")
             child.inc()
             return state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -44,3 +45,21 @@ def test_true_end_offsets_reads_past_tansus_short_highwater() -> None:
 
 def test_bootstrap_of() -> None:
     assert bootstrap_of("kafka://h1:9092;h2:9093") == "h1:9092,h2:9093"
+
+
+def test_fetch_wait_patch_reaches_the_worker_consumer() -> None:
+    """Faust hard-codes a 1.5 s fetch max wait; Tansu holds every fetch that long."""
+    import faust
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    from matrixwatch.broker import patch_faust_fetch_wait
+
+    async def wait_ms() -> int:  # aiokafka objects must be made inside a running loop
+        app = faust.App("fetch-wait-test", broker="kafka://127.0.0.1:9", store="memory://")
+        consumer = AIOKafkaConsumerThread(app.consumer)._create_worker_consumer(app.transport)
+        return int(consumer._fetch_max_wait_ms)
+
+    patch_faust_fetch_wait(0.05)
+    assert asyncio.run(wait_ms()) == 50
+    patch_faust_fetch_wait(0.2)  # patched once; the latest setting wins
+    assert asyncio.run(wait_ms()) == 200

@@ -843,6 +843,7 @@ class Simulator:
         self._heap: list[tuple[Any, ...]] = []
         self._seq = 0
         self._pending_truth: dict[str, PostTruth] = {}
+        self._tick_t = float(self.t0)  # fractional clock of the posting process (> 1/s)
 
         if self._cand_rate > 0:
             self._push(self.t0 + int(rng.expovariate(self._cand_rate)) + 1, _TICK_POST, 0, None)
@@ -1230,7 +1231,12 @@ class Simulator:
                 obj = self._build_reply(ts, payload)
                 counts["comment"] += 1
             elif code == _TICK_POST:
-                nxt = deliver + 1 + int(rng.expovariate(self._cand_rate))
+                gap = rng.expovariate(self._cand_rate)
+                if self._cand_rate < 1.0:  # every real matrix: ticks a second or more apart
+                    nxt = deliver + 1 + int(gap)
+                else:  # a load test's scaled-up activity: several posts a second
+                    self._tick_t = max(self._tick_t, deliver) + gap
+                    nxt = int(self._tick_t)
                 self._push(nxt, _TICK_POST, 0, None)
                 hour = ((deliver + CST_OFFSET) // 3600) % 24
                 if rng.random() * _HWMAX < _HW[hour]:

@@ -30,6 +30,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.transport.producer import ProducerBuffer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
@@ -38,7 +39,7 @@ from matrixwatch.alerts.channels import ChannelConfig
 from matrixwatch.alerts.dispatch import DeliveryFailed, Dispatcher, HeldIndex, deliver
 from matrixwatch.alerts.engine import RuleEngine
 from matrixwatch.alerts.rules import load_rules
-from matrixwatch.broker import bootstrap_of, patch_faust_highwaters
+from matrixwatch.broker import bootstrap_of, patch_faust_fetch_wait, patch_faust_highwaters
 from matrixwatch.registry import Registry
 from matrixwatch.settings import Settings
 from matrixwatch.streams.linkage import LinkagePolicy, LinkageTracker
@@ -125,6 +126,7 @@ def create_app(
         store.attach_registry(registry)
     broker = settings.kafka_url or "kafka://127.0.0.1:9092"
     patch_faust_highwaters(bootstrap_of(broker))
+    patch_faust_fetch_wait(settings.fetch_max_wait)
     app = faust.App(
         settings.app_id,
         broker=broker,
@@ -206,6 +208,13 @@ def create_app(
         account_deadlines=settings.linkage_account_deadlines,
     ))
     batch, within = settings.batch_size, settings.batch_within
+    # Alerts are few: their hop need not wait long to fill a batch (Faust's take() waits
+    # out the whole interval), and every second of it is a duty officer's.
+    alert_within = min(within, 0.05)
+    # Faust pauses every stream once more than 100 changelog writes are buffered and
+    # drains them 100 at a time; a batch of 1,024 events writes ~750 owner states, so
+    # it stalled on every batch ("producer buffer full"). Commit still flushes it all.
+    ProducerBuffer.max_messages = max(ProducerBuffer.max_messages, 4 * batch)
 
     @app.task
     async def _open_store() -> None:
@@ -535,7 +544,7 @@ def create_app(
     async def alerts_agent(stream: faust.StreamT[Alert]) -> None:
         """Realert, escalation, quiet hours and routing per alert key; store, then notify.
         Quiet-hours digests due by the batch's latest alert time go out first."""
-        async for items in stream.take(batch, within=within):
+        async for items in stream.take(batch, within=alert_within):
             async with dispatch_lock:
                 keep: list[Alert] = []
                 deliveries: list[tuple[Alert, str]] = []
@@ -549,13 +558,18 @@ def create_app(
                         keep.append(decision.alert)
                         deliveries += [(decision.alert, ch) for ch in decision.channels]
                 digests = flush_held(states)
-                await write(store.write_alerts, keep, "alerts")
-                for a in keep:
-                    metrics.ALERTS_FIRED.labels(rule=a.rule, severity=a.severity).inc()
-                    observe_latency("alert", a)
-                await notify([(d.alert, d.channel) for d in digests] + deliveries)
-                persist(dispatch_table, states)  # after delivery: a crash re-sends, never loses
+                # The store and the duty officer at once: neither waits for the other.
+                await asyncio.gather(
+                    store_alerts(keep),
+                    notify([(d.alert, d.channel) for d in digests] + deliveries))
+                persist(dispatch_table, states)  # after both: a crash re-sends, never loses
                 held.note(states.items())
+
+    async def store_alerts(keep: list[Alert]) -> None:
+        await write(store.write_alerts, keep, "alerts")
+        for a in keep:
+            metrics.ALERTS_FIRED.labels(rule=a.rule, severity=a.severity).inc()
+            observe_latency("alert", a)
 
     def observe_latency(stage: str, a: Alert) -> None:
         """Collection of the firing event → now. Time-driven alerts (stale, unanswered,
@@ -565,13 +579,28 @@ def create_app(
             metrics.E2E_LATENCY.labels(stage=stage).observe(max(lag, 0.0))
 
     async def notify(deliveries: list[tuple[Alert, str]]) -> None:
+        """Deliver to every channel at once, up to ``notify_concurrency`` sends per
+        channel: one channel retrying with backoff must not hold up the others, and
+        a burst of alerts must not queue behind one HTTP round trip each."""
+        by_channel: dict[str, list[Alert]] = {}
         for a, channel in deliveries:
+            by_channel.setdefault(channel, []).append(a)
+        await asyncio.gather(*(
+            deliver_one(a, channel) for channel, alerts in by_channel.items() for a in alerts))
+
+    async def deliver_one(a: Alert, channel: str) -> None:
+        gate = send_gates.get(channel)
+        if gate is None:
+            gate = send_gates[channel] = asyncio.Semaphore(settings.notify_concurrency)
+        async with gate:
             try:
                 await deliver(a, channel, channels, registry)
                 observe_latency("notify", a)
             except DeliveryFailed as e:
                 await send_dead_letter(f"delivery failed: {channel}: {e}",
                                        f"alerts:{channel}", a.dumps(), None)
+
+    send_gates: dict[str, asyncio.Semaphore] = {}
 
     def flush_held(states: dict[str, Any]) -> list[Any]:
         """Digests of the alerts held in quiet windows that ended by the dispatcher's

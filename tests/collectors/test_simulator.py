@@ -320,6 +320,25 @@ def test_until_and_resume(matrix: Matrix) -> None:
     assert [dumps(o) for o in first + rest] == [dumps(o) for o in whole]
 
 
+def test_scaled_activity_posts_several_a_second_at_a_proportional_rate(
+        matrix: Matrix) -> None:
+    """Load tests scale activity until posts come faster than one a second; the posting
+    clock must then keep its fraction, not collapse every post into one second."""
+    window = timedelta(minutes=2)
+
+    def posts(activity: float) -> list[datetime]:
+        sim = Simulator(matrix, seed=5, start=START + timedelta(hours=10), activity=activity)
+        return [parse(o["created_at"]) for o in sim.events(until=START + timedelta(hours=10)
+                                                            + window)
+                if "status" not in o and "retweeted_status" not in o]
+
+    low, high = posts(2_000), posts(8_000)
+    per_second = Counter(high)
+    assert max(per_second.values()) >= 3  # several posts share a second
+    assert len(per_second) >= 100  # and they spread over the window, not one instant
+    assert 3.0 < len(high) / len(low) < 5.0  # 4x the activity, about 4x the posts
+
+
 def test_weibo_time_round_trips() -> None:
     for ts in (0, 1_795_226_400, 1_700_000_000, 1_800_000_123):
         assert parse(weibo_time(ts)).timestamp() == ts

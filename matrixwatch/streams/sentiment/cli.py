@@ -128,7 +128,7 @@ def train_cli(
     ),
     out: Path | None = typer.Option(None, "--out", help="Model file (default: the shipped one)."),
     model: str = typer.Option(
-        "ngram", "--model", help="Kind to build: ngram, ngram-moe or ngram-mix."
+        "ngram", "--model", help="Kind to build: ngram, ngram-moe, ngram-mix or ngram-words."
     ),
     moe: bool = typer.Option(False, "--moe", help="Same as --model ngram-moe."),
 ) -> None:

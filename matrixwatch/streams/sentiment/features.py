@@ -79,7 +79,13 @@ def featurize(
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0, dtype=np.float64), empty
-    joined = normalize_joined(texts)
+    return featurize_joined(normalize_joined(texts), n, bits, orders)
+
+
+def featurize_joined(
+    joined: str, n: int, bits: int, orders: Sequence[int] = (1, 2, 3)
+) -> tuple[IntArray, IntArray, FloatArray, IntArray]:
+    """:func:`featurize` of ``n`` texts already passed through :func:`normalize_joined`."""
     # Each text becomes BOS text EOS; texts are separated by NUL.
     framed = _BOS + joined.replace(_SEP, _EOS + _SEP + _BOS) + _EOS
     codes = np.frombuffer(framed.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
@@ -114,3 +120,201 @@ def featurize(
     counts = np.bincount(rows, minlength=n).astype(np.int64)
     scale = 1.0 / np.sqrt(np.maximum(counts, 1))
     return rows, buckets, scale[rows], counts
+
+
+# --------------------------------------------------------------------------- word view
+#
+# A second, word-level view of the same text for the ``ngram-words`` model. The words come
+# from greedy forward maximum matching (longest first, 2–4 chars) against a vocabulary that
+# ships inside the model file as sorted 64-bit word hashes: jieba's dictionary words that
+# occur in the training texts (jieba is needed at training time only). The matching runs
+# for the whole batch at once in numpy: one membership test per (position, length), then a
+# walk that advances every text's cursor together, so a 256-text batch takes a few hundred
+# small vector steps instead of a Python loop per character.
+
+WORD_MAX_LEN = 4
+_WP = (
+    _U64(0x9FB21C651E98DF25),
+    _U64(0xD6E8FEB86659FD93),
+    _U64(0xA0761D6478BD642F),
+    _U64(0xE7037ED1A0B428DB),
+)
+_WSALT = (
+    _U64(0x8EBC6AF09C88C6E3),
+    _U64(0x589965CC75374CC3),
+    _U64(0x1D8E4E27C47D124F),
+    _U64(0x2545F4914F6CDD1D),
+)
+_WBI = (_U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB), _U64(0x5851F42D4C957F2D))
+_SPACE = ord(" ")
+
+UIntArray = npt.NDArray[np.uint64]
+_SMALL_BATCH = 8
+
+
+def _window_hash(codes: UIntArray, length: int) -> UIntArray:
+    """64-bit hash of every ``length``-char window of ``codes`` (one per start position)."""
+    m = codes.size - length + 1
+    h = codes[:m] * _WP[0] + _WSALT[length - 1]
+    for j in range(1, length):
+        h = h ^ (codes[j : j + m] * _WP[j])
+    return h
+
+
+def _codes(framed: str) -> UIntArray:
+    return np.frombuffer(framed.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+
+
+def word_hashes(words: Sequence[str]) -> UIntArray:
+    """Sorted unique hashes of normalised words of 2..WORD_MAX_LEN chars (a vocabulary)."""
+    out: list[int] = []
+    for w in words:
+        w = normalize_joined([w]).strip()
+        if 2 <= len(w) <= WORD_MAX_LEN and " " not in w:
+            out.append(int(_window_hash(_codes(w), len(w))[0]))
+    return np.unique(np.array(out, dtype=np.uint64))
+
+
+def window_hashes(texts: Sequence[str]) -> UIntArray:
+    """Unique hashes of every 2..WORD_MAX_LEN-char window of the texts (vocabulary pruning)."""
+    if not texts:
+        return np.zeros(0, dtype=np.uint64)
+    codes = _codes(_BOS + normalize_joined(texts).replace(_SEP, _EOS + _SEP + _BOS) + _EOS)
+    parts = [_window_hash(codes, n) for n in range(2, WORD_MAX_LEN + 1)]
+    return np.unique(np.concatenate(parts))
+
+
+class WordVocab:
+    """A set of word hashes with a fast vectorised membership test.
+
+    A direct-mapped table (4 slots per word) answers most look-ups with one gather; the
+    few words that collided at build time sit in a small sorted overflow array. This is
+    5x faster than ``searchsorted`` over the whole sorted vocabulary.
+    """
+
+    def __init__(self, hashes: UIntArray) -> None:
+        self.hashes = np.unique(np.asarray(hashes, dtype=np.uint64))
+        size = max(int(self.hashes.size) * 4, 16)
+        self.bits = int(np.ceil(np.log2(size)))
+        slots = self._slot(self.hashes)
+        # Keep the first hash per slot in the table; the others go to the overflow.
+        first = np.unique(slots, return_index=True)[1]
+        self.table = np.zeros(1 << self.bits, dtype=np.uint64)
+        self.used = np.zeros(1 << self.bits, dtype=bool)
+        self.table[slots[first]] = self.hashes[first]
+        self.used[slots[first]] = True
+        rest = np.ones(self.hashes.size, dtype=bool)
+        rest[first] = False
+        self.overflow = self.hashes[rest]
+
+    def _slot(self, h: UIntArray) -> IntArray:
+        return ((h * _MIX) >> _U64(64 - self.bits)).astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self.hashes.size)
+
+    def contains(self, h: UIntArray) -> npt.NDArray[np.bool_]:
+        s = self._slot(h)
+        hit = self.used[s] & (self.table[s] == h)
+        if self.overflow.size:
+            miss = np.flatnonzero(~hit & self.used[s])
+            if miss.size:
+                q = h[miss]
+                idx = np.minimum(np.searchsorted(self.overflow, q), self.overflow.size - 1)
+                hit[miss] = self.overflow[idx] == q
+        return hit
+
+
+def segment(texts: Sequence[str], vocab: WordVocab) -> tuple[IntArray, UIntArray, IntArray]:
+    """Forward-maximum-matching words of every text: ``(rows, hashes, lengths)`` in order.
+
+    Text frames (BOS, EOS) are tokens of their own; spaces are dropped.
+    """
+    return segment_joined(normalize_joined(texts), vocab)
+
+
+def segment_joined(joined: str, vocab: WordVocab) -> tuple[IntArray, UIntArray, IntArray]:
+    """:func:`segment` of texts already passed through :func:`normalize_joined`."""
+    framed = _BOS + joined.replace(_SEP, _EOS + _SEP + _BOS) + _EOS
+    codes = _codes(framed)
+    size = codes.size
+    special = (codes == 0) | (codes == ord(_BOS)) | (codes == ord(_EOS)) | (codes == _SPACE)
+    wlen = np.ones(size + WORD_MAX_LEN, dtype=np.int64)
+    hashes = {1: _window_hash(codes, 1)}
+    if len(vocab):
+        for n in range(2, WORD_MAX_LEN + 1):
+            if size < n:
+                break
+            h = _window_hash(codes, n)
+            hashes[n] = h
+            bad = special[: h.size].copy()
+            for j in range(1, n):
+                bad |= special[j : j + h.size]
+            hit = vocab.contains(h) & ~bad
+            wlen[: h.size][hit] = n  # longer matches overwrite shorter ones
+    # Walk every text's cursor forward together; a cursor stops on its text's EOS.
+    # Words never cross a frame marker, so from a text's BOS the walk lands on its EOS.
+    is_start = np.zeros(size, dtype=bool)
+    cur = np.flatnonzero(codes == ord(_BOS))
+    eos = ord(_EOS)
+    if cur.size < _SMALL_BATCH:  # a few texts: a plain loop beats many tiny numpy calls
+        steps = wlen.tolist()
+        ends = np.flatnonzero(codes == eos).tolist()
+        starts: list[int] = []
+        for p, end in zip(cur.tolist(), ends, strict=True):
+            while p <= end:
+                starts.append(p)
+                p += steps[p]
+        is_start[starts] = True
+    else:
+        while cur.size:
+            is_start[cur] = True
+            cur = cur[codes[cur] != eos]
+            cur = cur + wlen[cur]
+    pos = np.flatnonzero(is_start & (codes != _SPACE))
+    lens = wlen[pos]
+    tok = hashes[1][pos].copy()
+    for n in range(2, WORD_MAX_LEN + 1):
+        sel = lens == n
+        if sel.any():
+            tok[sel] = hashes[n][pos[sel]]
+    rows = np.cumsum(codes == 0)[pos].astype(np.int64)
+    return rows, tok, lens
+
+
+_BOS_TOKEN = _window_hash(np.array([ord(_BOS)], dtype=np.uint64), 1)[0]
+_EOS_TOKEN = _window_hash(np.array([ord(_EOS)], dtype=np.uint64), 1)[0]
+
+
+def featurize_words(
+    texts: Sequence[str], bits: int, vocab: WordVocab
+) -> tuple[IntArray, IntArray, FloatArray, IntArray]:
+    """Hashed word unigrams and bigrams, in :func:`featurize`'s ``(rows, buckets, values,
+    counts)`` shape. Text boundaries take part in bigrams only; values are ``1/sqrt(count)``.
+    """
+    n = len(texts)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float64), empty
+    return featurize_words_joined(normalize_joined(texts), n, bits, vocab)
+
+
+def featurize_words_joined(
+    joined: str, n: int, bits: int, vocab: WordVocab
+) -> tuple[IntArray, IntArray, FloatArray, IntArray]:
+    """:func:`featurize_words` of ``n`` texts already passed through :func:`normalize_joined`."""
+    rows, tok, _ = segment_joined(joined, vocab)
+    frame = (tok == _BOS_TOKEN) | (tok == _EOS_TOKEN)
+    same = rows[:-1] == rows[1:]
+    both_frame = frame[:-1] & frame[1:]  # BOS EOS: an empty text
+    bi_ok = same & ~both_frame
+    bi = (tok[:-1][bi_ok] * _WBI[0]) ^ (tok[1:][bi_ok] * _WBI[1]) ^ _WBI[2]
+    shift = _U64(64 - bits)
+    uni_ok = ~frame
+    buckets = np.concatenate(
+        [((tok[uni_ok] * _MIX) >> shift).astype(np.int64), ((bi * _MIX) >> shift).astype(np.int64)]
+    )
+    out_rows = np.concatenate([rows[uni_ok], rows[:-1][bi_ok]])
+    counts = np.bincount(out_rows, minlength=n).astype(np.int64)
+    scale = 1.0 / np.sqrt(np.maximum(counts, 1))
+    return out_rows, buckets, scale[out_rows], counts

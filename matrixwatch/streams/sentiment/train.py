@@ -1,8 +1,10 @@
-"""Rebuild the shipped ``ngram`` / ``ngram-moe`` / ``ngram-mix`` models from
-``../shared/data`` (training splits only). ``ngram`` is the general polarity and neutrality
+"""Rebuild the shipped ``ngram`` / ``ngram-moe`` / ``ngram-mix`` / ``ngram-words`` models
+from ``../shared/data`` (training splits only). ``ngram`` is the general polarity and neutrality
 heads; ``ngram-moe`` (``TrainConfig(moe=True)``) adds the chatter expert and the gate;
 ``ngram-mix`` is ``ngram-moe`` with 2**22 buckets, other source weights in the general
-head and a gate bias offset (:data:`PRESETS`).
+head and a gate bias offset (:data:`PRESETS`); ``ngram-words`` is ``ngram-mix`` plus a
+word-level chatter expert blended into the character one (its vocabulary, jieba's
+dictionary words found in the training texts, needs jieba at training time only).
 
 Training needs scikit-learn and scipy (liblinear's logistic regression on a sparse
 matrix); inference does not. Everything is deterministic: fixed splits, fixed fold
@@ -42,7 +44,13 @@ import numpy.typing as npt
 
 from matrixwatch.streams.sentiment import data as D
 from matrixwatch.streams.sentiment import seeds
-from matrixwatch.streams.sentiment.features import featurize
+from matrixwatch.streams.sentiment.features import (
+    WordVocab,
+    featurize,
+    featurize_words,
+    window_hashes,
+    word_hashes,
+)
 from matrixwatch.streams.sentiment.metrics import macro_f1
 from matrixwatch.streams.sentiment.ngram_model import (
     MIX_FILE,
@@ -51,6 +59,8 @@ from matrixwatch.streams.sentiment.ngram_model import (
     MODEL_NAME,
     MOE_FILE,
     MOE_NAME,
+    WORDS_FILE,
+    WORDS_NAME,
     NgramWeights,
 )
 
@@ -74,6 +84,14 @@ class TrainConfig:
     w_pol_osm: float = 1.0  # weight of osmdataset2022 train in the general polarity head
     w_osm_neutral: float = 0.5
     w_seeds: float = 1.0
+    # The word-level chatter expert (ngram-words): same rows, targets and weights as the
+    # character expert, over hashed word uni+bigrams from forward maximum matching against
+    # jieba's dictionary words that occur in the training texts; its logit is blended in
+    # with weight word_mix (picked by 5-fold CV on weibo_senti_100k dev, models/README.md).
+    word_view: bool = False
+    word_bits: int = 21
+    word_mix: float = 0.25
+    c_word: float = 8.0
     folds: int = 5
     seed: int = 0
     neutral_grid: tuple[float, ...] = tuple(round(0.1 + 0.025 * i, 3) for i in range(25))
@@ -114,8 +132,18 @@ PRESETS: dict[str, TrainConfig] = {
     MIX_NAME: TrainConfig(
         name=MIX_NAME, moe=True, bits=22, w_pol_weibo=0.5, w_pol_osm=1.5, gate_offset=2.0
     ),
+    WORDS_NAME: TrainConfig(
+        name=WORDS_NAME,
+        moe=True,
+        bits=22,
+        w_pol_weibo=0.5,
+        w_pol_osm=1.5,
+        gate_offset=2.0,
+        word_view=True,
+        word_mix=0.25,
+    ),
 }
-_FILES = {MODEL_NAME: MODEL_FILE, MOE_NAME: MOE_FILE, MIX_NAME: MIX_FILE}
+_FILES = {MODEL_NAME: MODEL_FILE, MOE_NAME: MOE_FILE, MIX_NAME: MIX_FILE, WORDS_NAME: WORDS_FILE}
 
 
 def default_model_path(kind: str = MODEL_NAME) -> Path:
@@ -127,6 +155,31 @@ def _matrix(texts: list[str], cfg: TrainConfig) -> Any:
 
     rows, buckets, vals, _ = featurize(texts, cfg.bits, cfg.orders)
     m = sp.csr_matrix((vals, (rows, buckets)), shape=(len(texts), 1 << cfg.bits))
+    m.sum_duplicates()
+    return m
+
+
+def build_vocab(texts: list[str]) -> npt.NDArray[np.uint64]:
+    """jieba's dictionary words (2–4 chars) that occur somewhere in ``texts``, as hashes.
+
+    Needs jieba at training time only: the model ships the hashes, not the dictionary.
+    """
+    try:
+        import jieba
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("the ngram-words vocabulary needs jieba: pip install jieba") from exc
+
+    jieba.setLogLevel(60)
+    jieba.initialize()
+    words = [w for w, f in jieba.dt.FREQ.items() if f > 0]
+    return np.intersect1d(word_hashes(words), window_hashes(texts))
+
+
+def _word_matrix(texts: list[str], cfg: TrainConfig, vocab: WordVocab) -> Any:
+    import scipy.sparse as sp
+
+    rows, buckets, vals, _ = featurize_words(texts, cfg.word_bits, vocab)
+    m = sp.csr_matrix((vals, (rows, buckets)), shape=(len(texts), 1 << cfg.word_bits))
     m.sum_duplicates()
     return m
 
@@ -276,12 +329,20 @@ class _Heads:
     neu: _Linear
     exp: _Linear | None = None
     gate: _Linear | None = None
+    word: _Linear | None = None
+    word_mix: float = 0.0
 
-    def predict(self, x: Any) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    def predict(
+        self, x: Any, xw: Any = None
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """``x``: character features; ``xw``: word features (needed with a word expert)."""
         z_pol = self.pol.logit(x)
         if self.exp is not None and self.gate is not None:
             g = self.gate.predict_proba(x)[:, 1]
-            z_pol = g * self.exp.logit(x) + (1.0 - g) * z_pol
+            z_exp = self.exp.logit(x)
+            if self.word is not None:
+                z_exp = (1.0 - self.word_mix) * z_exp + self.word_mix * self.word.logit(xw)
+            z_pol = g * z_exp + (1.0 - g) * z_pol
         return 1.0 / (1.0 + np.exp(-z_pol)), self.neu.predict_proba(x)[:, 1]
 
 
@@ -292,15 +353,17 @@ def _fit_all(
     spec = {"pol": (cfg.c_pol, cfg.nb_alpha), "neu": (cfg.c_neu, 0.0)}
     if cfg.moe:
         spec.update(exp=(cfg.c_exp, cfg.nb_alpha), gate=(cfg.c_gate, 0.0))
+        if cfg.word_view:
+            spec["word"] = (cfg.c_word, cfg.nb_alpha)
     fitted: dict[str, _Linear] = {}
     for name, (c, nb) in spec.items():
-        s: _Set = getattr(sets, name)
+        s: _Set = sets.exp if name == "word" else getattr(sets, name)
         y, w, f = np.array(s.y), np.array(s.w), np.array(s.fold)
         keep = f != leave_out if leave_out is not None else np.ones(len(y), dtype=bool)
         fitted[name] = _fit_head(xs[name][keep], y[keep], w[keep], c, nb, cfg.seed)
     if "gate" in fitted:
         fitted["gate"].intercept += cfg.gate_offset
-    return _Heads(**fitted)
+    return _Heads(**fitted, word_mix=cfg.word_mix if "word" in fitted else 0.0)
 
 
 def tune_thresholds(
@@ -315,7 +378,8 @@ def tune_thresholds(
         t0 = time.perf_counter()
         heads = _fit_all(sets, xs, cfg, leave_out=k)
         sel = f_neu[cv_rows] == k
-        oof_pol[sel], oof_neu[sel] = heads.predict(xs["neu"][cv_rows[sel]])
+        xw = xs["neu_word"][cv_rows[sel]] if "neu_word" in xs else None
+        oof_pol[sel], oof_neu[sel] = heads.predict(xs["neu"][cv_rows[sel]], xw)
         log(f"  fold {k + 1}/{cfg.folds} done in {time.perf_counter() - t0:.1f}s")
     gold = [sets.neu.gold[i] for i in cv_rows]
     best = (0.5, 0.0, -1.0)
@@ -340,6 +404,15 @@ def train(data_dir: Path, cfg: TrainConfig | None = None, log: Any = print) -> N
         sets.counts.pop("weibo_senti_100k/dev emoticon segments", None)
     log(f"examples per head {sizes}; sources {sets.counts}")
     xs = {k: _matrix(getattr(sets, k).texts, cfg) for k in sizes}
+    vocab = None
+    if cfg.moe and cfg.word_view:
+        every = [t for k in sizes for t in getattr(sets, k).texts]
+        vocab = build_vocab(every)
+        wv = WordVocab(vocab)
+        xs["word"] = _word_matrix(sets.exp.texts, cfg, wv)
+        xs["neu_word"] = _word_matrix(sets.neu.texts, cfg, wv)
+        sets.counts["word vocabulary (jieba dictionary words in the training texts)"] = len(wv)
+        log(f"word vocabulary: {len(wv)} words")
     log(f"cross-validating thresholds on smp2020/virus_train ({cfg.folds} folds)")
     tau, band, cv_f1 = tune_thresholds(sets, xs, cfg, log)
     log(f"neutral_above={tau} band={band} (CV three-class macro-F1 {cv_f1:.3f})")
@@ -370,6 +443,12 @@ def train(data_dir: Path, cfg: TrainConfig | None = None, log: Any = print) -> N
         weights.w_gate = heads.gate.coef.astype(np.float32)
         weights.b_exp = heads.exp.intercept
         weights.b_gate = heads.gate.intercept
+    if heads.word is not None and vocab is not None:
+        weights.w_word = heads.word.coef.astype(np.float32)
+        weights.b_word = heads.word.intercept
+        weights.word_bits = cfg.word_bits
+        weights.word_mix = cfg.word_mix
+        weights.vocab = vocab
     log(f"trained in {time.perf_counter() - t0:.1f}s")
     return weights
 

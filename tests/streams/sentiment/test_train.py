@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("scipy")
 
+from matrixwatch.streams.sentiment.features import WordVocab, word_hashes
 from matrixwatch.streams.sentiment.train import (
     PRESETS,
     Sets,
@@ -15,12 +16,13 @@ from matrixwatch.streams.sentiment.train import (
     _fit_all,
     _matrix,
     _Set,
+    _word_matrix,
     default_model_path,
 )
 
 
 def test_presets_name_the_shipped_files() -> None:
-    assert set(PRESETS) == {"ngram", "ngram-moe", "ngram-mix"}
+    assert set(PRESETS) == {"ngram", "ngram-moe", "ngram-mix", "ngram-words"}
     for kind, cfg in PRESETS.items():
         assert cfg.name == kind
         assert default_model_path(kind).is_file()
@@ -30,6 +32,11 @@ def test_presets_name_the_shipped_files() -> None:
     assert PRESETS["ngram-moe"].gate_offset == 0.0 and PRESETS["ngram-moe"].bits == 20
     mix = PRESETS["ngram-mix"]
     assert (mix.bits, mix.w_pol_weibo, mix.w_pol_osm, mix.gate_offset) == (22, 0.5, 1.5, 2.0)
+    assert not mix.word_view
+    # ngram-words is ngram-mix plus the word expert (word_mix picked by CV).
+    words = PRESETS["ngram-words"]
+    assert words.word_view and words.word_mix == 0.25 and words.c_word == 8.0
+    assert words == TrainConfig(**{**vars(mix), "name": "ngram-words", "word_view": True})
 
 
 def _toy_sets() -> Sets:
@@ -55,3 +62,24 @@ def test_gate_offset_is_added_to_the_gate_bias() -> None:
     assert b.gate.intercept == pytest.approx(a.gate.intercept + 2.0)
     assert np.allclose(a.gate.coef, b.gate.coef)
     assert np.allclose(a.pol.coef, b.pol.coef)  # the other heads are untouched
+
+
+def test_word_expert_is_fitted_on_the_expert_rows_and_blended() -> None:
+    sets = _toy_sets()
+    cfg = TrainConfig(bits=12, moe=True, word_view=True, word_bits=12, word_mix=0.25)
+    xs = {k: _matrix(getattr(sets, k).texts, cfg) for k in ("pol", "neu", "exp", "gate")}
+    vocab = WordVocab(word_hashes(["开心", "快乐", "失望", "透顶", "垃圾", "不错"]))
+    xs["word"] = _word_matrix(sets.exp.texts, cfg, vocab)
+    heads = _fit_all(sets, xs, cfg)
+    assert heads.word is not None and heads.word_mix == 0.25
+    p_pol, _ = heads.predict(xs["exp"], xs["word"])
+    assert ((p_pol > 0.5) == (np.array(sets.exp.y) == 1)).all()
+    # The blend: word_mix of the word logit, the rest from the character expert.
+    assert heads.exp is not None and heads.gate is not None
+    g = heads.gate.predict_proba(xs["exp"])[:, 1]
+    z_exp = 0.75 * heads.exp.logit(xs["exp"]) + 0.25 * heads.word.logit(xs["word"])
+    z = g * z_exp + (1 - g) * heads.pol.logit(xs["exp"])
+    assert np.allclose(p_pol, 1 / (1 + np.exp(-z)))
+    # Without the word view no word head is fitted.
+    plain = _fit_all(sets, xs, TrainConfig(bits=12, moe=True))
+    assert plain.word is None
