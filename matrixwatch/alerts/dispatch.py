@@ -33,7 +33,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -369,3 +369,30 @@ async def deliver(alert: Alert, channel: str, channels: ChannelConfig,
                              type(e).__name__) from None
     metrics.NOTIFY_SENT.labels(channel=channel, type=ch.type).inc()
     metrics.NOTIFY_SECONDS.labels(type=ch.type).observe(time.monotonic() - started)
+
+
+class FanOut:
+    """Deliveries of a batch, all channels at once, at most ``per_channel`` in flight on
+    each: one channel retrying with backoff must not hold up the others, and a burst
+    of alerts must not queue behind one HTTP round trip each. The gates live as long
+    as the object, so the cap also holds across overlapping batches (the alerts agent
+    and the quiet-hours timer).
+    """
+
+    def __init__(self, send: Callable[[Alert, str], Awaitable[None]], per_channel: int = 8
+                 ) -> None:
+        if per_channel < 1:
+            raise ValueError("per_channel must be at least 1")
+        self.send = send
+        self.per_channel = per_channel
+        self._gates: dict[str, asyncio.Semaphore] = {}
+
+    async def __call__(self, deliveries: Sequence[tuple[Alert, str]]) -> None:
+        await asyncio.gather(*(self._one(a, channel) for a, channel in deliveries))
+
+    async def _one(self, alert: Alert, channel: str) -> None:
+        gate = self._gates.get(channel)
+        if gate is None:
+            gate = self._gates[channel] = asyncio.Semaphore(self.per_channel)
+        async with gate:
+            await self.send(alert, channel)

@@ -36,7 +36,13 @@ from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
 from matrixwatch import metrics
 from matrixwatch.alerts.channels import ChannelConfig
-from matrixwatch.alerts.dispatch import DeliveryFailed, Dispatcher, HeldIndex, deliver
+from matrixwatch.alerts.dispatch import (
+    DeliveryFailed,
+    Dispatcher,
+    FanOut,
+    HeldIndex,
+    deliver,
+)
 from matrixwatch.alerts.engine import RuleEngine
 from matrixwatch.alerts.rules import load_rules
 from matrixwatch.broker import bootstrap_of, patch_faust_fetch_wait, patch_faust_highwaters
@@ -542,8 +548,9 @@ def create_app(
     # --- alerts and dead letters to the store ----------------------------------------
     @app.agent(topics["alerts"])
     async def alerts_agent(stream: faust.StreamT[Alert]) -> None:
-        """Realert, escalation, quiet hours and routing per alert key; store, then notify.
-        Quiet-hours digests due by the batch's latest alert time go out first."""
+        """Realert, escalation, quiet hours and routing per alert key; then the store and
+        the notifiers at once. Quiet-hours digests due by the batch's latest alert time go
+        out first."""
         async for items in stream.take(batch, within=alert_within):
             async with dispatch_lock:
                 keep: list[Alert] = []
@@ -578,29 +585,15 @@ def create_app(
             lag = datetime.now(tz=UTC).timestamp() - epoch(a.observed_at)
             metrics.E2E_LATENCY.labels(stage=stage).observe(max(lag, 0.0))
 
-    async def notify(deliveries: list[tuple[Alert, str]]) -> None:
-        """Deliver to every channel at once, up to ``notify_concurrency`` sends per
-        channel: one channel retrying with backoff must not hold up the others, and
-        a burst of alerts must not queue behind one HTTP round trip each."""
-        by_channel: dict[str, list[Alert]] = {}
-        for a, channel in deliveries:
-            by_channel.setdefault(channel, []).append(a)
-        await asyncio.gather(*(
-            deliver_one(a, channel) for channel, alerts in by_channel.items() for a in alerts))
-
     async def deliver_one(a: Alert, channel: str) -> None:
-        gate = send_gates.get(channel)
-        if gate is None:
-            gate = send_gates[channel] = asyncio.Semaphore(settings.notify_concurrency)
-        async with gate:
-            try:
-                await deliver(a, channel, channels, registry)
-                observe_latency("notify", a)
-            except DeliveryFailed as e:
-                await send_dead_letter(f"delivery failed: {channel}: {e}",
-                                       f"alerts:{channel}", a.dumps(), None)
+        try:
+            await deliver(a, channel, channels, registry)
+            observe_latency("notify", a)
+        except DeliveryFailed as e:
+            await send_dead_letter(f"delivery failed: {channel}: {e}",
+                                   f"alerts:{channel}", a.dumps(), None)
 
-    send_gates: dict[str, asyncio.Semaphore] = {}
+    notify = FanOut(deliver_one, settings.notify_concurrency)
 
     def flush_held(states: dict[str, Any]) -> list[Any]:
         """Digests of the alerts held in quiet windows that ended by the dispatcher's

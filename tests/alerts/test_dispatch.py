@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from matrixwatch.alerts.channels import ChannelConfig, ChannelError
-from matrixwatch.alerts.dispatch import Dispatcher
+from matrixwatch.alerts.dispatch import Dispatcher, FanOut
 from matrixwatch.streams.records import Alert
 from tests.alerts.helpers import A2, rule
 
@@ -169,3 +170,52 @@ def test_expired_state() -> None:
     assert not d.expired(st, NOON.timestamp() + 3600)
     assert d.expired(st, NOON.timestamp() + 3 * 86400)
     assert d.expired(None, 0.0)
+
+
+# --- fan-out of deliveries ------------------------------------------------------------
+
+
+def test_fan_out_a_stuck_channel_does_not_hold_up_the_others() -> None:
+    """A channel in retry backoff used to block every delivery after it in the batch."""
+    async def scenario() -> list[tuple[str, str]]:
+        stuck = asyncio.Event()
+        done: list[tuple[str, str]] = []
+
+        async def send(a: Alert, channel: str) -> None:
+            if channel == "slow_bot":
+                await stuck.wait()
+            done.append((channel, a.id))
+            if len([c for c, _ in done if c == "fast_bot"]) == 3:
+                stuck.set()  # only once every fast delivery went out
+
+        batch = [(alert(NOON + timedelta(minutes=i), aid=f"a{i}"), ch)
+                 for i in range(3) for ch in ("slow_bot", "fast_bot")]
+        await asyncio.wait_for(FanOut(send, per_channel=2)(batch), timeout=5)
+        return done
+
+    done = asyncio.run(scenario())
+    assert [c for c, _ in done[:3]] == ["fast_bot"] * 3
+    assert sorted(done) == sorted([(ch, f"a{i}") for i in range(3)
+                                   for ch in ("slow_bot", "fast_bot")])
+
+
+def test_fan_out_caps_sends_in_flight_per_channel() -> None:
+    async def scenario() -> dict[str, int]:
+        in_flight: dict[str, int] = {"a_bot": 0, "b_bot": 0}
+        peak = dict(in_flight)
+
+        async def send(a: Alert, channel: str) -> None:
+            in_flight[channel] += 1
+            peak[channel] = max(peak[channel], in_flight[channel])
+            await asyncio.sleep(0.01)
+            in_flight[channel] -= 1
+
+        fan = FanOut(send, per_channel=3)
+        batch = [(alert(NOON, aid=f"x{i}"), "a_bot") for i in range(10)]
+        batch += [(alert(NOON, aid=f"y{i}"), "b_bot") for i in range(2)]
+        await asyncio.gather(fan(batch[:6]), fan(batch[6:]))  # two overlapping batches
+        return peak
+
+    assert asyncio.run(scenario()) == {"a_bot": 3, "b_bot": 2}
+    with pytest.raises(ValueError):
+        FanOut(lambda a, c: asyncio.sleep(0), per_channel=0)  # type: ignore[arg-type,return-value]
