@@ -286,8 +286,13 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
     feeder = Feeder(settings, broker.url)
     also = None
     if bare_producer is not None:
+        sent = [0]
+
         def also(line: bytes) -> None:
             bare_producer.send("bare-src", value=line)  # type: ignore[attr-defined]
+            sent[0] += 1
+            if sent[0] % 20_000 == 0:  # bounded, as the Feeder is: expired records are lost
+                bare_producer.flush()  # type: ignore[attr-defined]
 
     workers: list[WorkerProcess] = []
 
