@@ -65,6 +65,12 @@ def normalize_joined(texts: Sequence[str]) -> str:
     return joined
 
 
+def _no_features() -> tuple[IntArray, IntArray, FloatArray, IntArray]:
+    """The ``(rows, buckets, values, counts)`` of an empty batch."""
+    empty = np.zeros(0, dtype=np.int64)
+    return empty, empty, np.zeros(0, dtype=np.float64), empty
+
+
 def featurize(
     texts: Sequence[str], bits: int, orders: Sequence[int] = (1, 2, 3)
 ) -> tuple[IntArray, IntArray, FloatArray, IntArray]:
@@ -77,8 +83,7 @@ def featurize(
     """
     n = len(texts)
     if n == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros(0, dtype=np.float64), empty
+        return _no_features()
     return featurize_joined(normalize_joined(texts), n, bits, orders)
 
 
@@ -294,8 +299,7 @@ def featurize_words(
     """
     n = len(texts)
     if n == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros(0, dtype=np.float64), empty
+        return _no_features()
     return featurize_words_joined(normalize_joined(texts), n, bits, vocab)
 
 
