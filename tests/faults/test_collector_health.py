@@ -101,7 +101,10 @@ def test_a_malformed_health_record_does_not_stop_health_alerts(tmp_path: Path) -
 
         asyncio.run(report())
         try:
-            wait_for(lambda: c.counts()["alerts"] >= 1, 8, "the auth_expired alert")
+            # Both: the alerts hop batches for 0.05 s and the dead-letter hop for 0.2 s,
+            # so the alert is usually stored first.
+            wait_for(lambda: c.counts()["alerts"] >= 1 and c.counts()["dead_letters"] >= 1,
+                     8, "the auth_expired alert and the dead letter")
         finally:
             letters = c.rows("dead_letters") if c.store_path.exists() else []
         bad = [d for d in letters if "three" in d["payload"]]
