@@ -101,6 +101,24 @@ def histogram_quantiles(texts: list[str], name: str, stage: str) -> tuple[int, f
     return int(total), (q(0.50) if total else float("nan")), (q(0.99) if total else float("nan"))
 
 
+def kafka_messages(texts: list[str]) -> dict[str, tuple[float, float]]:
+    """Per topic (received, sent) by the workers, from Faust's own counters and the
+    write-behind tables' changelog counter (those records bypass Faust's send path)."""
+    out: dict[str, list[float]] = {}
+    for text in texts:
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                if s.name == "faust_messages_received_per_topic_total":
+                    out.setdefault(s.labels["topic"], [0.0, 0.0])[0] += s.value
+                elif s.name == "faust_topic_messages_sent_total":
+                    topic = s.labels["topic"].removeprefix("topic.")
+                    out.setdefault(topic, [0.0, 0.0])[1] += s.value
+                elif s.name == "matrixwatch_changelog_records_total":  # write-behind
+                    topic = f"{s.labels['table']}-changelog (write-behind)"
+                    out.setdefault(topic, [0.0, 0.0])[1] += s.value
+    return {t: (r, w) for t, (r, w) in out.items()}
+
+
 class LagSampler(threading.Thread):
     """Total consumer lag of a group every ``every`` seconds, in the background."""
 
@@ -369,6 +387,14 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
     print(f"  {'event → webhook received':<27} n={len(lat):>9,}  p50={quantile(lat, .5):8.2f}s"
           f"  p99={quantile(lat, .99):8.2f}s  (exact, local receiver; "
           f"{len(hook.arrivals):,} deliveries incl. time-driven and digests)")
+    msgs = kafka_messages(metrics)
+    if msgs:
+        print("Kafka messages per input event, received / sent by the workers "
+              "(Faust's counters):")
+        for topic, (r, w) in sorted(msgs.items()):
+            print(f"  {topic:<40} {r / n:6.3f} / {w / n:6.3f}")
+        print(f"  {'all':<40} {sum(r for r, _ in msgs.values()) / n:6.3f} / "
+              f"{sum(w for _, w in msgs.values()) / n:6.3f}")
     print(f"consumer lag over time, every {args.sample:g}s (broker lag: all pipeline topics, "
           "from ListOffsets, which Tansu under-reports on big backlogs; not yet stored: "
           "input events minus events in the store):")
@@ -377,19 +403,21 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
 
 
 def run_bare(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
-             n: int) -> dict[str, float]:
-    env = {**os.environ, "BARE_KAFKA_URL": broker.url,
-           "BARE_PARTITIONS": str(args.partitions), "BARE_DATADIR": str(work / "bare")}
+             n: int, stock: bool = False) -> dict[str, float]:
+    """The bare ceiling, with the pipeline's Faust patch (fastpath) unless ``stock``."""
+    group = "bare-stock" if stock else "bare-bench"
+    env = {**os.environ, "BARE_KAFKA_URL": broker.url, "BARE_APP_ID": group,
+           "BARE_STOCK": "1" if stock else "0", "BARE_PARTITIONS": str(args.partitions)}
     procs = []
     for i in range(args.workers):
-        with open(work / f"bare{i}.log", "ab") as log:
+        with open(work / f"{group}{i}.log", "ab") as log:
             procs.append(subprocess.Popen(
                 [sys.executable, str(HERE / "bare_faust.py"), "worker", "-l", "warn",
                  "--without-web"],  # else the second worker fails to bind 6066
                 stdout=log, stderr=subprocess.STDOUT,
-                env={**env, "BARE_DATADIR": str(work / f"bare{i}")}))
+                env={**env, "BARE_DATADIR": str(work / f"{group}{i}")}))
     try:
-        secs = timed_drain(broker.bootstrap, "bare-bench", ["bare-src"], args.partitions, n,
+        secs = timed_drain(broker.bootstrap, group, ["bare-src"], args.partitions, n,
                            lambda: all(p.poll() is None for p in procs), args.timeout)
         rss = max(peak_rss_mb(p.pid) for p in procs)
     finally:
@@ -397,7 +425,9 @@ def run_bare(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
             p.terminate()
             p.wait(timeout=30)
     rate = n / secs
-    print(f"\nbare Faust consume→produce: {n:,} in {secs:.1f}s = {rate:,.0f} events/s")
+    what = "stock Faust" if stock else "Faust with the pipeline's fastpath patch"
+    print(f"\nbare Faust consume→produce ({what}): {n:,} in {secs:.1f}s = {rate:,.0f} "
+          "events/s")
     return {"rate": rate, "rss": rss}
 
 
@@ -413,6 +443,9 @@ def main() -> int:
                     help="With --rate: event time runs with the wall clock (see "
                          "realtime_lines) instead of weeks compressed into minutes.")
     ap.add_argument("--no-bare", action="store_true", help="Skip the bare Faust run.")
+    ap.add_argument("--stock-bare", action="store_true",
+                    help="Also run the bare ceiling on stock Faust (without the fastpath "
+                         "patch the pipeline and the default bare run use).")
     ap.add_argument("--workers", type=int, default=1,
                     help="Worker processes, for the pipeline and for the bare ceiling alike.")
     ap.add_argument("--sample", type=float, default=10.0, help="Lag sampling period, s.")
@@ -439,6 +472,8 @@ def main() -> int:
             bare_producer.flush()
             bare_producer.close()
             bare = run_bare(args, broker, work, args.events)
+            if args.stock_bare:
+                bare["stock"] = run_bare(args, broker, work, args.events, stock=True)["rate"]
         broker_rss = peak_rss_mb(broker.proc.pid) if broker.proc else float("nan")
     print("\npeak RSS per process:")
     print(f"  worker (full pipeline)  {pipe['worker_rss']:8.0f} MB  (largest of {args.workers})")
@@ -449,6 +484,8 @@ def main() -> int:
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:8.0f} MB")
     if bare:
         print(f"\nratio full/bare: {pipe['rate'] / bare['rate']:.2f}")
+    if "stock" in bare:
+        print(f"ratio full/bare on stock Faust: {pipe['rate'] / bare['stock']:.2f}")
     return 0
 
 

@@ -28,6 +28,10 @@ E2E_LATENCY = Histogram(
     ["stage"],
     buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 1800),
 )
+CHANGELOG_RECORDS = Counter(
+    "matrixwatch_changelog_records_total",
+    "State records written to a table's changelog by the write-behind flush", ["table"]
+)
 SENTIMENT_SECONDS = Histogram(
     "matrixwatch_sentiment_batch_seconds", "Seconds to score one batch (off the event loop)"
 )

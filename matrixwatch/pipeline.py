@@ -197,13 +197,15 @@ class Feeder:
         At the end of input this closes every linkage task and runs the time-driven
         rules once more at the last event time.
         """
+        from matrixwatch.streams import packs
         from matrixwatch.streams.app import watermark_event
 
-        for name in ("linkage", "events"):
-            for p in range(self.settings.partitions):
-                ev = watermark_event(p, created_at)
-                self._send(self.settings.topic(name), key=json.dumps(ev.id).encode(),
-                           value=ev.dumps(), partition=p)
+        for p in range(self.settings.partitions):
+            ev = watermark_event(p, created_at)
+            self._send(self.settings.topic("linkage"), key=f"pack:{p}".encode(),
+                       value=packs.encode([ev]), partition=p)
+            self._send(self.settings.topic("events"), key=json.dumps(ev.id).encode(),
+                       value=ev.dumps(), partition=p)
         self.flush()
 
     def flush(self) -> None:
@@ -251,6 +253,12 @@ class LagProbe:
             out[tp.topic] = out.get(tp.topic, 0) + max(ends[tp] - done, 0)
         return out
 
+    def committed(self, group: str, topic: str) -> int:
+        """Sum of ``group``'s committed offsets on ``topic`` (0 where none)."""
+        offsets = self.admin.list_group_offsets({group: None}).get(group) or {}
+        return sum(max(getattr(m, "offset", -1), 0) for tp, m in offsets.items()
+                   if tp.topic == topic)
+
     def has_pending(self, group: str, topics: list[str], partitions: int) -> bool:
         """True if any record exists at or after the group's committed offsets.
 
@@ -279,10 +287,15 @@ _PROBES: dict[str, LagProbe] = {}
 
 
 def group_lag(bootstrap: str, group: str, topics: list[str], partitions: int) -> dict[str, int]:
+    return probe_for(bootstrap).lag(group, topics, partitions)
+
+
+def probe_for(bootstrap: str) -> LagProbe:
+    """One shared probe per broker (closed by :func:`close_probes`)."""
     probe = _PROBES.get(bootstrap)
     if probe is None:
         probe = _PROBES[bootstrap] = LagProbe(bootstrap)
-    return probe.lag(group, topics, partitions)
+    return probe
 
 
 def close_probes() -> None:

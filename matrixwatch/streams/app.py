@@ -48,8 +48,11 @@ from matrixwatch.alerts.rules import load_rules
 from matrixwatch.broker import bootstrap_of, patch_faust_fetch_wait, patch_faust_highwaters
 from matrixwatch.registry import Registry
 from matrixwatch.settings import Settings
+from matrixwatch.streams import packs
+from matrixwatch.streams.fastpath import patch_faust_drain
 from matrixwatch.streams.linkage import LinkagePolicy, LinkageTracker
 from matrixwatch.streams.normalize import InvalidInput, normalize_line
+from matrixwatch.streams.packs import Packer
 from matrixwatch.streams.records import (
     Alert,
     CollectorHealth,
@@ -62,6 +65,7 @@ from matrixwatch.streams.sentiment import get_model
 from matrixwatch.streams.sinks import make_store
 from matrixwatch.streams.sinks.base import Store
 from matrixwatch.streams.watermark import PartitionWatermark
+from matrixwatch.streams.writebehind import WriteBehind, before_offset_commit, flush_all
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +92,8 @@ def now_iso() -> str:
 
 
 def watermark_event(partition: int, created_at: str = END_OF_INPUT) -> Event:
-    """A punctuation record for one partition of mw-linkage."""
+    """A punctuation record for one partition of mw-linkage (in a pack of its own) or
+    of mw-events."""
     return Event(platform="control", id=f"wm-{partition}", kind=WATERMARK_KIND,
                  account_id="", owner_id="", text="", created_at=created_at,
                  collected_at=now_iso())
@@ -133,6 +138,7 @@ def create_app(
     broker = settings.kafka_url or "kafka://127.0.0.1:9092"
     patch_faust_highwaters(bootstrap_of(broker))
     patch_faust_fetch_wait(settings.fetch_max_wait)
+    patch_faust_drain()
     app = faust.App(
         settings.app_id,
         broker=broker,
@@ -182,10 +188,11 @@ def create_app(
                          key_serializer="raw", value_serializer="raw"),
         "events": app.topic(t("events"), key_type=str, value_type=Event,
                             key_serializer="json"),
-        "linkage": app.topic(t("linkage"), key_type=str, value_type=Event,
-                             key_serializer="json"),
-        "activity": app.topic(t("activity"), key_type=str, value_type=Event,
-                              key_serializer="json"),
+        # Internal hops carry packs: a batch's events for one partition in one message.
+        "linkage": app.topic(t("linkage"), key_type=bytes, value_type=bytes,
+                             key_serializer="raw", value_serializer="raw"),
+        "activity": app.topic(t("activity"), key_type=bytes, value_type=bytes,
+                              key_serializer="raw", value_serializer="raw"),
         "alerts": app.topic(t("alerts"), key_type=str, value_type=Alert,
                             key_serializer="json"),
         "health": app.topic(t("health"), key_type=str, value_type=CollectorHealth),
@@ -198,6 +205,10 @@ def create_app(
                                   "use_partitioner": True, "key_type": str}
     owner_table = app.Table("owner_state", **table_opts)  # rule state per owner account
     task_table = app.Table("linkage_tasks", **table_opts)
+    # The two busy tables write their changelogs at offset commits (writebehind.py).
+    owner_state = WriteBehind(owner_table, settings.partitions)
+    task_state = WriteBehind(task_table, settings.partitions)
+    before_offset_commit(app, flush_all(app, [owner_state, task_state]))
     dispatch_table = app.Table("alert_dispatch", **table_opts)  # realert/escalation per key
 
     model = get_model(settings.sentiment_model)
@@ -217,6 +228,9 @@ def create_app(
     # Alerts are few: their hop need not wait long to fill a batch (Faust's take() waits
     # out the whole interval), and every second of it is a duty officer's.
     alert_within = min(within, 0.05)
+    # Packs per batch on the internal hops: each holds up to a whole upstream batch's
+    # events for its partition, so a few of them make a batch of the usual size.
+    pack_batch = max(1, batch // 64)
     # Faust pauses every stream once more than 100 changelog writes are buffered and
     # drains them 100 at a time; a batch of 1,024 events writes ~750 owner states, so
     # it stalled on every batch ("producer buffer full"). Commit still flushes it all.
@@ -236,6 +250,7 @@ def create_app(
         A line keyed otherwise (or not at all) is repartitioned through mw-events.
         """
         loop = asyncio.get_running_loop()
+        to_linkage = Packer(settings.partitions)
         async for events in stream.take_events(batch, within=within):
             local: list[Event] = []
             for ev in events:
@@ -249,7 +264,8 @@ def create_app(
                 else:
                     await topics["events"].send(key=key, value=out)
                 for task_key in tracker.route(out):
-                    await topics["linkage"].send(key=task_key, value=out)
+                    to_linkage.add(task_key, out)
+            await send_packs(topics["linkage"], to_linkage)
             if local:
                 await isolated("analyze", local, lambda b: analyze_batch(loop, b))
 
@@ -328,10 +344,12 @@ def create_app(
             more, changes = sweep(owner_wm.latest(), states)
             alerts += more
             states.update(changes)
-        pending = [await topics["activity"].send(key=key, value=e)
-                   for e in scored if (key := engine.activity_key(e)) is not None]
-        await emit(alerts, pending)
-        persist(owner_table, states)
+        to_activity = Packer(settings.partitions)
+        for e in scored:
+            if (key := engine.activity_key(e)) is not None:
+                to_activity.add(key, e)
+        await emit(alerts, await send_packs(topics["activity"], to_activity))
+        persist(owner_state, states)
 
     def set_owner_fields(e: Event) -> None:
         acc = registry.get(e.platform, e.owner_id)
@@ -386,7 +404,9 @@ def create_app(
         try:
             alerts, changes = sweep(owner_wm.value())
             await emit(alerts)
-            persist(owner_table, changes)
+            persist(owner_state, changes)
+            if changes:  # no offset commit may follow soon: sweeps see no new events
+                await owner_state.flush(app)
         except Exception:
             log.exception("periodic sweep failed; retrying at the next interval")
 
@@ -404,6 +424,10 @@ def create_app(
             await asyncio.gather(*futures)
 
     def persist(table: Any, states: dict[str, Any]) -> None:
+        if isinstance(table, WriteBehind):
+            for key, state in states.items():
+                table.set(key, state)
+            return
         for key, state in states.items():
             if state is None:
                 if table.get(key) is not None:
@@ -411,10 +435,30 @@ def create_app(
             else:
                 table[key] = state
 
+    async def send_packs(topic: Any, packer: Packer) -> list[Any]:
+        """One message per partition with events; returns their delivery futures."""
+        return [await topic.send(key=f"pack:{p}".encode(), value=value, partition=p)
+                for p, value in packer.packs()]
+
+    async def unpack(events: Iterable[Any], stage: str) -> list[tuple[int, Event]]:
+        """(partition, event) of every event in the packs; a message that is not a pack
+        is dead-lettered with the reason (only a foreign producer could write one)."""
+        out: list[tuple[int, Event]] = []
+        for ev in events:
+            raw: bytes = ev.value if isinstance(ev.value, bytes) else b""
+            try:
+                out += [(ev.message.partition, e) for e in packs.decode(raw)]
+            except (ValueError, TypeError) as e:
+                await send_dead_letter(f"{stage} error: not a pack: {e}"[:500],
+                                       f"{ev.message.topic}/{ev.message.partition}", raw,
+                                       ev.message.offset)
+        return out
+
     @app.agent(topics["activity"])
-    async def activity(stream: faust.StreamT[Event]) -> None:
+    async def activity(stream: faust.StreamT[bytes]) -> None:
         """A matrix account's repost of another owner's post still counts as its update."""
-        async for items in stream.take(batch, within=within):
+        async for packed in stream.take_events(pack_batch, within=within):
+            items = [e for _, e in await unpack(packed, "activity")]
             alerts: list[Alert] = []
             states: dict[str, Any] = {}
             for e in items:
@@ -423,7 +467,7 @@ def create_app(
                     states[key] if key in states else owner_table.get(key), e)
                 alerts += out
             await emit(alerts)
-            persist(owner_table, states)
+            persist(owner_state, states)
 
     @app.agent(topics["health"])
     async def health(stream: faust.StreamT[CollectorHealth]) -> None:
@@ -492,13 +536,12 @@ def create_app(
         return keys
 
     @app.agent(topics["linkage"])
-    async def linkage(stream: faust.StreamT[Event]) -> None:
-        async for events in stream.take_events(batch, within=within):
-            for ev in events:
-                link_wm.observe(ev.message.partition, ev.value.ts,
-                                end=ev.value.kind == WATERMARK_KIND)
-            items: list[Event] = [ev.value for ev in events]
-            await isolated("linkage", items, linkage_batch)
+    async def linkage(stream: faust.StreamT[bytes]) -> None:
+        async for packed in stream.take_events(pack_batch, within=within):
+            events = await unpack(packed, "linkage")
+            for partition, e in events:
+                link_wm.observe(partition, e.ts, end=e.kind == WATERMARK_KIND)
+            await isolated("linkage", [e for _, e in events], linkage_batch)
 
     async def linkage_batch(items: list[Event]) -> None:
         touched: dict[str, Any] = {}
@@ -531,7 +574,7 @@ def create_app(
             await write(store.write_linkage, closed, "linkage")
         alerts += [a for res in closed for a in engine.on_linkage_closed(res)]
         await emit(alerts)
-        persist(task_table, states)
+        persist(task_state, states)
         for key, box in states.items():
             schedule(key, next_due(box, watermark) if box is not None else None)
         metrics.OPEN_TASKS.set(len(clock["due"]))

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from matrixwatch.pipeline import probe_for
 from tests.faults.harness import (
     Cluster,
     reference_alerts,
@@ -35,16 +36,7 @@ EVENTS = 1200
 
 def committed(c: Cluster, topic: str) -> int:
     """Sum of the group's committed offsets on ``topic`` (every partition)."""
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=c.broker.bootstrap, client_id="mw-outage")
-    try:
-        offsets = admin.list_group_offsets({c.settings.app_id: None}).get(
-            c.settings.app_id) or {}
-    finally:
-        admin.close()
-    return sum(max(getattr(m, "offset", -1), 0) for tp, m in offsets.items()
-               if tp.topic == topic)
+    return probe_for(c.broker.bootstrap).committed(c.settings.app_id, topic)
 
 
 def outage(tmp: Path, seconds: float) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from matrixwatch.streams.records import Alert, DeadLetter, Event, LinkageResult, epoch
 from matrixwatch.streams.sinks.base import Store
 
@@ -43,7 +45,9 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 
 
 def _dumps(d: dict[str, Any]) -> str:
-    return json.dumps(d, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    """Compact, key-sorted JSON (stable bytes for identical documents); orjson, because
+    the stdlib encoder on every stored event was 3.5 % of the worker's CPU."""
+    return orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class SQLiteStore(Store):

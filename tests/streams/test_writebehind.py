@@ -1,0 +1,142 @@
+"""Write-behind tables: reads see writes at once, the changelog gets each key's latest
+value at the next flush, and only for partitions still assigned."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from matrixwatch.streams.packs import partition_of
+from matrixwatch.streams.writebehind import (
+    WriteBehind,
+    before_offset_commit,
+    flush_all,
+    patch_faust_commit,
+    with_hooks,
+)
+
+TOPIC = "app-owner_state-changelog"
+
+
+@dataclass
+class _Topic:
+    name: str
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+@dataclass
+class _Table:
+    name: str = "owner_state"
+    data: dict[str, Any] = field(default_factory=dict)
+    changelog_topic: _Topic = field(default_factory=lambda: _Topic(TOPIC))
+
+
+@dataclass(frozen=True)
+class _TP:
+    topic: str
+    partition: int
+
+
+class _App:
+    """What flush() uses: the assignment and a producer that records sends."""
+
+    def __init__(self, assigned: set[int]) -> None:
+        self.assigned = assigned
+        self.sent: list[tuple[str, bytes, bytes | None, int]] = []
+        outer = self
+
+        class Assignor:
+            def assigned_actives(self) -> set[_TP]:
+                return {_TP(TOPIC, p) for p in outer.assigned} | {_TP("other", 0)}
+
+        class Producer:
+            async def send(self, topic: str, key: bytes, value: bytes | None,
+                           partition: int, timestamp: Any, headers: Any) -> Any:
+                outer.sent.append((topic, key, value, partition))
+                fut = asyncio.get_running_loop().create_future()
+                fut.set_result(None)
+                return fut
+
+        self.assignor = Assignor()
+        self.producer = Producer()
+
+
+def test_reads_see_writes_at_once_and_deletes_remove() -> None:
+    table = _Table()
+    wb = WriteBehind(table, 4)
+    wb.set("weibo:1", {"n": 1})
+    assert table.data["weibo:1"] == {"n": 1}
+    wb.set("weibo:1", None)
+    assert "weibo:1" not in table.data
+    assert wb.dirty == {"weibo:1"}
+
+
+def test_records_carry_the_latest_value_once_and_tombstones() -> None:
+    wb = WriteBehind(_Table(), 4)
+    for n in range(5):
+        wb.set("weibo:1", {"n": n})
+    wb.set("weibo:2", {"n": 9})
+    wb.set("weibo:2", None)
+    recs = wb.records()
+    assert recs == [
+        (partition_of("weibo:1", 4), b'"weibo:1"', orjson.dumps({"n": 4})),
+        (partition_of("weibo:2", 4), b'"weibo:2"', None),
+    ]
+    assert wb.records() == []  # taken
+
+
+def test_keys_of_revoked_partitions_are_dropped() -> None:
+    wb = WriteBehind(_Table(), 4)
+    keys = [f"weibo:{i}" for i in range(30)]
+    for k in keys:
+        wb.set(k, {"k": k})
+    recs = wb.records(assigned={0, 2})
+    assert {p for p, _, _ in recs} <= {0, 2}
+    assert sorted(orjson.loads(k) for _, k, _ in recs) == sorted(
+        k for k in keys if partition_of(k, 4) in {0, 2})
+
+
+async def test_flush_produces_to_the_changelog_and_waits() -> None:
+    app = _App(assigned={0, 1, 2, 3})
+    wb = WriteBehind(_Table(), 4)
+    wb.set("weibo:7", {"n": 1})
+    await wb.flush(app)
+    assert app.sent == [(TOPIC, b'"weibo:7"', b'{"n":1}', partition_of("weibo:7", 4))]
+    await wb.flush(app)  # nothing dirty: nothing sent
+    assert len(app.sent) == 1
+
+
+async def test_commit_hooks_run_before_faust_commits_offsets() -> None:
+    order: list[str] = []
+    app = _App(assigned={0, 1, 2, 3})
+    wb = WriteBehind(_Table(), 4)
+    wb.set("weibo:1", {"n": 1})
+
+    async def record(_offsets: Any) -> None:
+        order.append(f"flushed {len(app.sent)}")
+
+    before_offset_commit(app, flush_all(app, [wb]))
+    before_offset_commit(app, record)
+
+    async def faust_commit(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
+        order.append(f"offsets committed: {offsets}")
+        return True
+
+    consumer = type("FakeConsumer", (), {"app": app})()
+    assert await with_hooks(faust_commit)(consumer, {"tp": 5}) is True
+    assert order == ["flushed 1", "offsets committed: {'tp': 5}"]
+
+
+def test_the_patch_wraps_faust_once() -> None:
+    from faust.transport.consumer import Consumer
+
+    patch_faust_commit()
+    wrapped = Consumer._commit_offsets
+    patch_faust_commit()
+    assert Consumer._commit_offsets is wrapped
+    assert wrapped.__code__.co_filename.endswith("writebehind.py")
