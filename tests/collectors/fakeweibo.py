@@ -81,7 +81,11 @@ class FakeWeibo:
         self.comments: dict[int, FComment] = {}
         self._next = 5_000_000_000_000_100
         self._next_comment = 4_000_000_000_000_100
-        self.clock = datetime(2026, 11, 21, 9, 0, tzinfo=CST)
+        # The world's clock starts an hour before the real one: the collectors follow a
+        # post's comments and reposts for a window measured on the wall clock
+        # (track_window, 3 days), so a fixed date made these tests fail 3 days after it.
+        self.clock = (datetime.now(tz=CST) - timedelta(hours=1)).replace(second=0,
+                                                                         microsecond=0)
         self.faults: dict[str, deque[str | None]] = {}
         self.random_faults: tuple[float, tuple[str, ...]] | None = None
         self.faults_injected: Counter[str] = Counter()
