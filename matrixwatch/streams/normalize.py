@@ -568,7 +568,7 @@ def _status_event(o: dict[str, Any], now: datetime, collected: str, limit: int) 
             "parent_id": _opt_id(o, ("pidstr", "pid"), ""),
             "chain": [_clean(n) for n in repost_chain(text)],
         }
-    return Event(
+    return Event.trusted(
         platform=PLATFORM,
         id=sid,
         kind=kind,
@@ -611,7 +611,7 @@ def _comment_event(
     likes = _count(o, "like_count")
     if likes is None:
         likes = _count(o, "like_counts")
-    return Event(
+    return Event.trusted(
         platform=PLATFORM,
         id=cid,
         kind="comment",

@@ -35,7 +35,7 @@ def decode(raw: bytes) -> list[Event]:
     items = orjson.loads(raw)
     if not isinstance(items, list):
         raise ValueError(f"not a pack: {type(items).__name__}")
-    return [Event(**item) for item in items]
+    return [Event.trusted(**item) for item in items]
 
 
 class Packer:
