@@ -181,6 +181,7 @@ def _verifies(ctx: Any) -> bool:
 
 
 def _httpx_context(client: httpx.AsyncClient | httpx.Client) -> ssl.SSLContext:
+    """The collectors' client (httpx); the notifiers' exposes ``ssl_context``."""
     return client._transport._pool._ssl_context  # type: ignore[union-attr,attr-defined]
 
 
@@ -205,6 +206,7 @@ def test_es_verifies_certificates_by_default() -> None:
 
 def test_notifiers_collectors_and_kibana_verify_by_default(tmp_path: Path) -> None:
     import inspect
+    from dataclasses import replace
 
     from matrixwatch.alerts.channels import ChannelConfig
     from matrixwatch.alerts.notifiers import smtp
@@ -218,8 +220,9 @@ def test_notifiers_collectors_and_kibana_verify_by_default(tmp_path: Path) -> No
     for ch in http_channels:
         assert ch.verify is True, ch.name
         client = client_for(ch)
-        assert _verifies(_httpx_context(client)), ch.name
+        assert _verifies(client.ssl_context), ch.name
         asyncio.run(client.aclose())
+    assert not _verifies(client_for(replace(ch, verify=False)).ssl_context)  # opt-out only
     email = next(c for c in cfg.channels.values() if c.type == "email")
     assert email.verify is True
     assert "create_default_context" in inspect.getsource(smtp)
@@ -265,7 +268,8 @@ def self_signed_server(tmp_path: Path) -> Iterator[str]:
         server.server_close()
 
 
-def test_a_notifier_refuses_a_self_signed_server(self_signed_server: str) -> None:
+def test_a_notifier_refuses_a_self_signed_server(self_signed_server: str,
+                                                 tmp_path: Path) -> None:
     from dataclasses import replace
 
     from matrixwatch.alerts.channels import Channel, RetryPolicy
@@ -285,6 +289,8 @@ def test_a_notifier_refuses_a_self_signed_server(self_signed_server: str) -> Non
         asyncio.run(send(ch))
     assert e.value.reason == "network"  # the TLS handshake failed: certificate refused
     assert asyncio.run(send(replace(ch, verify=False))) == {"errcode": 0}  # explicit opt-out
+    ca = str(tmp_path / "c.pem")  # the fixture's certificate, as a channel's CA bundle
+    assert asyncio.run(send(replace(ch, verify=ca))) == {"errcode": 0}
 
 
 # --------------------------------------------------------------------------- secrets

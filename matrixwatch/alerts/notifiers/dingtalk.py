@@ -14,10 +14,8 @@ import hmac
 from typing import Any
 from urllib.parse import quote_plus
 
-import httpx
-
 from matrixwatch.alerts.channels import Channel
-from matrixwatch.alerts.notifiers.base import check_code, dumps, post
+from matrixwatch.alerts.notifiers.base import HttpClient, check_code, dumps, post
 from matrixwatch.alerts.notifiers.render import markdown, render
 from matrixwatch.registry import Registry
 from matrixwatch.streams.records import Alert
@@ -56,7 +54,7 @@ def build(alert: Alert, channel: Channel, registry: Registry | None,
 
 
 async def send(alert: Alert, channel: Channel, registry: Registry | None,
-               client: httpx.AsyncClient, now: float) -> None:
+               client: HttpClient, now: float) -> None:
     url, payload = build(alert, channel, registry, now)
     data = await post(client, url, dumps(payload))
     check_code(data, "errcode", RETRYABLE, "errmsg")

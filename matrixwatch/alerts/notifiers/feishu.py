@@ -13,10 +13,8 @@ import hashlib
 import hmac
 from typing import Any
 
-import httpx
-
 from matrixwatch.alerts.channels import Channel
-from matrixwatch.alerts.notifiers.base import check_code, dumps, post
+from matrixwatch.alerts.notifiers.base import HttpClient, check_code, dumps, post
 from matrixwatch.alerts.notifiers.render import SEVERITY_COLOR, markdown, render
 from matrixwatch.registry import Registry
 from matrixwatch.streams.records import Alert
@@ -72,7 +70,7 @@ def build(alert: Alert, channel: Channel, registry: Registry | None,
 
 
 async def send(alert: Alert, channel: Channel, registry: Registry | None,
-               client: httpx.AsyncClient, now: float) -> None:
+               client: HttpClient, now: float) -> None:
     url, payload = build(alert, channel, registry, now)
     data = await post(client, url, dumps(payload))
     if isinstance(data, dict) and "code" not in data and "StatusCode" in data:

@@ -13,10 +13,8 @@ import hashlib
 import hmac
 from typing import Any
 
-import httpx
-
 from matrixwatch.alerts.channels import Channel
-from matrixwatch.alerts.notifiers.base import dumps, post
+from matrixwatch.alerts.notifiers.base import HttpClient, dumps, post
 from matrixwatch.alerts.notifiers.render import (
     QUIET_DIGEST,
     digest_summary,
@@ -65,6 +63,6 @@ def build(alert: Alert, channel: Channel, registry: Registry | None
 
 
 async def send(alert: Alert, channel: Channel, registry: Registry | None,
-               client: httpx.AsyncClient, now: float) -> None:
+               client: HttpClient, now: float) -> None:
     url, body, headers = build(alert, channel, registry)
     await post(client, url, body, headers)

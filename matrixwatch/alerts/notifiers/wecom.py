@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from matrixwatch.alerts.channels import Channel
-from matrixwatch.alerts.notifiers.base import check_code, dumps, post
+from matrixwatch.alerts.notifiers.base import HttpClient, check_code, dumps, post
 from matrixwatch.alerts.notifiers.render import markdown, render
 from matrixwatch.registry import Registry
 from matrixwatch.streams.records import Alert
@@ -46,7 +44,7 @@ def build(alert: Alert, channel: Channel, registry: Registry | None) -> list[dic
 
 
 async def send(alert: Alert, channel: Channel, registry: Registry | None,
-               client: httpx.AsyncClient, now: float) -> None:
+               client: HttpClient, now: float) -> None:
     url = channel.endpoint()
     for payload in build(alert, channel, registry):
         data = await post(client, url, dumps(payload))

@@ -3,6 +3,8 @@
 The HTTP server records every request (path, query, headers, raw body) and answers with a
 per-test handler, so each notifier test can check the real payload and recompute the
 signature exactly as the platform documents it. No network beyond loopback.
+
+The notifiers' shared HTTP clients are closed after every test, in the test's loop.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import base64
 import json
 import socketserver
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +27,14 @@ from matrixwatch.streams.records import Alert
 CST = timezone(timedelta(hours=8))
 
 
+@pytest.fixture(autouse=True)
+async def _close_shared_clients() -> AsyncIterator[None]:
+    from matrixwatch.alerts.notifiers.base import close_shared_clients
+
+    yield
+    await close_shared_clients()
+
+
 @dataclass
 class Request:
     method: str
@@ -32,12 +42,16 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    raw_query: str = ""  # as sent, before any decoding
+    client_port: int = 0  # the client's end of the connection: same port, same connection
 
     def json(self) -> Any:
         return json.loads(self.body)
 
 
-Handler = Callable[[Request], tuple[int, Any]]
+# (status, body) or (status, body, extra headers). The body is bytes, a JSON-able value,
+# or an iterable of byte chunks, streamed without a length until the client hangs up.
+Handler = Callable[[Request], tuple[Any, ...]]
 
 
 @dataclass
@@ -52,19 +66,44 @@ def http_stub() -> Iterator[HTTPStub]:
     stub = HTTPStub(url="")
 
     class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the platforms do
+
         def do_POST(self) -> None:
             n = int(self.headers.get("Content-Length") or 0)
             parts = urlsplit(self.path)
-            req = Request("POST", parts.path, parse_qs(parts.query),
-                          {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(n))
+            req = Request(self.command, parts.path, parse_qs(parts.query),
+                          {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(n),
+                          parts.query, self.client_address[1])
             stub.requests.append(req)
-            status, body = stub.handler(req)
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            status, body, *extra = stub.handler(req)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            for k, v in (extra[0] if extra else {}).items():
+                self.send_header(k, v)
+            if not isinstance(body, bytes) and isinstance(body, Iterable) \
+                    and not isinstance(body, dict | list | str):
+                self.stream(body)
+                return
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_header("Content-Length", str(len(data)))
+            try:
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:  # the client gave up (a timeout test)
+                self.close_connection = True
+
+        do_GET = do_POST  # a followed redirect would show up as a GET
+
+        def stream(self, chunks: Iterable[bytes]) -> None:
+            self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(data)
+            try:
+                for chunk in chunks:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+            except OSError:  # the client hung up: what a capped reader does
+                pass
+            self.close_connection = True
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from urllib.parse import quote_plus
 
 import pytest
 
@@ -70,6 +71,10 @@ async def test_signed_markdown_with_mentions(http_stub: HTTPStub) -> None:
     assert len(http_stub.requests) == 1
     assert metric("matrixwatch_alert_notifications_total", channel="dd",
                   type="dingtalk") == sent + 1
+    # Sent byte for byte as built: the signature's %2B / %2F are not re-encoded or decoded.
+    ts = int(now * 1000)
+    assert http_stub.requests[0].raw_query == (
+        f"access_token={TOKEN}&timestamp={ts}&sign={quote_plus(sign(ts, SECRET))}")
     body = http_stub.requests[0].json()
     assert body["markdown"]["title"] == "【橙色预警】甲市西区发布 声量突增"
     text = body["markdown"]["text"]
