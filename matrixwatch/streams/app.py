@@ -44,6 +44,7 @@ from matrixwatch.alerts.dispatch import (
     deliver,
 )
 from matrixwatch.alerts.engine import RuleEngine
+from matrixwatch.alerts.notifiers.base import close_shared_clients
 from matrixwatch.alerts.rules import load_rules
 from matrixwatch.broker import bootstrap_of, patch_faust_fetch_wait, patch_faust_highwaters
 from matrixwatch.registry import Registry
@@ -167,6 +168,9 @@ def create_app(
     # Faust's own sensors (messages in/out, commit latency, end and committed offsets per
     # partition, rebalances) in the same registry that /metrics serves.
     app.monitor = metrics.lean_faust_monitor()
+    # Notifier HTTP sessions hold on to their event loop: closed when the app stops,
+    # after the agents and timers (so no delivery in progress is cut off).
+    app.async_exit_stack.push_async_callback(close_shared_clients)
 
     @app.timer(interval=settings.lag_interval)
     async def _consumer_lag() -> None:
@@ -334,16 +338,22 @@ def create_app(
         for e, s in zip(items, scores, strict=True):
             e.sentiment, e.sentiment_label = round(s.score, 4), s.label
             set_owner_fields(e)
-        await write(store.write_events, scored, "events")
+        # The store write runs in its thread while the rules run here: one step lets it
+        # encode its rows and hand them over; both finish before anything is emitted.
+        stored = asyncio.ensure_future(write(store.write_events, scored, "events"))
+        await asyncio.sleep(0)
+        try:
+            alerts, states = apply_rules(scored)
+            if final:  # end of a finite input: time-driven rules see the last event time
+                more, changes = sweep(owner_wm.latest(), states)
+                alerts += more
+                states.update(changes)
+        finally:
+            await stored
         now = datetime.now(tz=UTC).timestamp()
         for e in scored:
             metrics.child(metrics.EVENTS_OUT, kind=e.kind, platform=e.platform).inc()
             to_store.observe(max(now - epoch(e.collected_at), 0.0))
-        alerts, states = apply_rules(scored)
-        if final:  # end of a finite input: time-driven rules see the last event time
-            more, changes = sweep(owner_wm.latest(), states)
-            alerts += more
-            states.update(changes)
         to_activity = Packer(settings.partitions)
         for e in scored:
             if (key := engine.activity_key(e)) is not None:
