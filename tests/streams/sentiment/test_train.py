@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("scipy")
 
-from matrixwatch.streams.sentiment.features import WordVocab, word_hashes
+from matrixwatch.streams.sentiment.features import WordVocab, build_lexicon, featurize, word_hashes
 from matrixwatch.streams.sentiment.train import (
     PRESETS,
     Sets,
@@ -22,7 +22,7 @@ from matrixwatch.streams.sentiment.train import (
 
 
 def test_presets_name_the_shipped_files() -> None:
-    assert set(PRESETS) == {"ngram", "ngram-moe", "ngram-mix", "ngram-words"}
+    assert set(PRESETS) == {"ngram", "ngram-moe", "ngram-mix", "ngram-words", "ngram-lex"}
     for kind, cfg in PRESETS.items():
         assert cfg.name == kind
         assert default_model_path(kind).is_file()
@@ -37,6 +37,10 @@ def test_presets_name_the_shipped_files() -> None:
     words = PRESETS["ngram-words"]
     assert words.word_view and words.word_mix == 0.25 and words.c_word == 8.0
     assert words == TrainConfig(**{**vars(mix), "name": "ngram-words", "word_view": True})
+    # ngram-lex is ngram-words plus the lexicon view (bins and scale picked by CV).
+    lex = PRESETS["ngram-lex"]
+    assert lex == TrainConfig(**{**vars(words), "name": "ngram-lex", "lexicon": True})
+    assert lex.lex_scale == 2.0 and [len(e) for e in lex.lex_edges] == [9, 1]
 
 
 def _toy_sets() -> Sets:
@@ -83,3 +87,15 @@ def test_word_expert_is_fitted_on_the_expert_rows_and_blended() -> None:
     # Without the word view no word head is fitted.
     plain = _fit_all(sets, xs, TrainConfig(bits=12, moe=True))
     assert plain.word is None
+
+
+def test_lexicon_bins_are_extra_columns_scaled_like_the_ngrams() -> None:
+    cfg = TrainConfig(bits=12, lexicon=True, lex_edges=((0.0,),))
+    lex = build_lexicon([{"失望": -2.0, "开心": 1.0}], cfg.lex_edges)
+    texts = ["真失望", "开心开心", "", "无词"]
+    x = _matrix(texts, cfg, lex)
+    assert x.shape == (4, (1 << 12) + 2)
+    counts = featurize(texts, 12, cfg.orders)[3]
+    expect = lex.bins(texts) * (2.0 / np.sqrt(np.maximum(counts, 1)))[:, None]
+    assert np.allclose(x[:, 1 << 12 :].toarray(), expect)
+    assert np.allclose(x[:, : 1 << 12].toarray(), _matrix(texts, cfg).toarray())
