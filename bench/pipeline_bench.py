@@ -46,7 +46,14 @@ from matrixwatch.collectors.simulator import (
     build_matrix,
     write_registry,
 )
-from matrixwatch.pipeline import Feeder, LagProbe, WorkerProcess, group_lag, pipeline_topics
+from matrixwatch.pipeline import (
+    FEEDER_BATCH_BYTES,
+    Feeder,
+    LagProbe,
+    WorkerProcess,
+    group_lag,
+    pipeline_topics,
+)
 from matrixwatch.settings import Settings
 
 HERE = Path(__file__).resolve().parent
@@ -465,6 +472,7 @@ def main() -> int:
 
             ensure_topics(broker.bootstrap, ["bare-src", "bare-dst"], args.partitions)
             bare_producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=20,
+                                          batch_size=FEEDER_BATCH_BYTES,  # as the Feeder
                                           max_request_size=5 * 1024 * 1024)
         pipe = run_pipeline(args, broker, work, matrix, bare_producer)
         bare: dict[str, float] = {}

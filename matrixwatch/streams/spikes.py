@@ -194,9 +194,21 @@ class SpikeDetector:
 
     def _learn_zeros(self, s: dict, k: int) -> None:
         """Learn k empty buckets: exactly as k calls of _learn(s, 0), in O(ramp) time."""
-        while k > 0 and s["n"] < self._ramp:
-            self._learn(s, 0.0)
+        # The ramp (1/n weights) has no closed form here: step through it, with
+        # _learn(s, 0.0) inlined (a zero is never winsorised: the bound m + clip·sd ≥ 0).
+        # It runs for most events of a young key (one ramp is ~20 days of buckets).
+        n, m, v = s["n"], s["m"], s["v"]
+        a_mean, a_var, ramp = self._a_mean, self._a_var, self._ramp
+        while k > 0 and n < ramp:
+            inv = 1.0 / (n + 1)
+            a_m = a_mean if a_mean >= inv else inv
+            a_v = a_var if a_var >= inv else inv
+            d = 0.0 - m
+            m += a_m * d
+            v = (1.0 - a_v) * (v + a_v * d * d)
+            n += 1
             k -= 1
+        s["n"], s["m"], s["v"] = n, m, v
         if k <= 0:
             return
         # With constant rates and x = 0 (never winsorised): m_j = m0 b^j with b = 1 - a_m,

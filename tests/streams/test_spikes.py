@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import random
 from datetime import UTC, datetime
 
 import numpy as np
@@ -269,3 +270,24 @@ def test_missing_or_binary_file_exits_2(tmp_path, capsys) -> None:
     binary.write_bytes(b"\xff\xfe\x00\x81garbage")
     assert spikes_command(binary, io.StringIO()) == 2
     assert "binary.csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n0", [0, 1, 50, 206, 207, 208, 3000, 5819, 5820, 9000])
+@pytest.mark.parametrize("k", [1, 7, 300, 7000])
+def test_learning_a_gap_equals_learning_its_zeros_one_by_one(n0: int, k: int) -> None:
+    """_learn_zeros is exactly k calls of _learn(s, 0.0): through the 1/n ramp (inlined
+    there), and in closed form after it (equal to rounding)."""
+    det = SpikeDetector()
+    rng = random.Random(n0 * 7919 + k)
+    start = {"t": 0.0, "n": n0, "m": rng.uniform(0, 30), "v": rng.uniform(0, 400),
+             "until": None, "sev": -1}
+    fast, slow = dict(start), dict(start)
+    det._learn_zeros(fast, k)
+    for _ in range(k):
+        det._learn(slow, 0.0)
+    assert fast["n"] == slow["n"]
+    if n0 + k <= det._ramp:  # all in the ramp: the very same arithmetic
+        assert (fast["m"], fast["v"]) == (slow["m"], slow["v"])
+    else:
+        assert fast["m"] == pytest.approx(slow["m"], rel=1e-9, abs=1e-12)
+        assert fast["v"] == pytest.approx(slow["v"], rel=1e-9, abs=1e-12)
