@@ -209,11 +209,12 @@ def create_app(
                                   "use_partitioner": True, "key_type": str}
     owner_table = app.Table("owner_state", **table_opts)  # rule state per owner account
     task_table = app.Table("linkage_tasks", **table_opts)
-    # The two busy tables write their changelogs at offset commits (writebehind.py).
+    dispatch_table = app.Table("alert_dispatch", **table_opts)  # realert/escalation per key
+    # The tables write their changelogs at offset commits (writebehind.py).
     owner_state = WriteBehind(owner_table, settings.partitions)
     task_state = WriteBehind(task_table, settings.partitions)
-    before_offset_commit(app, flush_all(app, [owner_state, task_state]))
-    dispatch_table = app.Table("alert_dispatch", **table_opts)  # realert/escalation per key
+    dispatch_state = WriteBehind(dispatch_table, settings.partitions)
+    before_offset_commit(app, flush_all(app, [owner_state, task_state, dispatch_state]))
 
     model = get_model(settings.sentiment_model)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment")
@@ -359,7 +360,7 @@ def create_app(
             if (key := engine.activity_key(e)) is not None:
                 to_activity.add(key, e)
         await emit(alerts, await send_packs(topics["activity"], to_activity))
-        persist(owner_state, states)
+        owner_state.update(states)
 
     def set_owner_fields(e: Event) -> None:
         acc = registry.get(e.platform, e.owner_id)
@@ -414,7 +415,7 @@ def create_app(
         try:
             alerts, changes = sweep(owner_wm.value())
             await emit(alerts)
-            persist(owner_state, changes)
+            owner_state.update(changes)
             if changes:  # no offset commit may follow soon: sweeps see no new events
                 await owner_state.flush(app)
         except Exception:
@@ -432,18 +433,6 @@ def create_app(
             futures.append(await send_alert(a))
         if futures:
             await asyncio.gather(*futures)
-
-    def persist(table: Any, states: dict[str, Any]) -> None:
-        if isinstance(table, WriteBehind):
-            for key, state in states.items():
-                table.set(key, state)
-            return
-        for key, state in states.items():
-            if state is None:
-                if table.get(key) is not None:
-                    del table[key]
-            else:
-                table[key] = state
 
     async def send_packs(topic: Any, packer: Packer) -> list[Any]:
         """One message per partition with events; returns their delivery futures."""
@@ -477,7 +466,7 @@ def create_app(
                     states[key] if key in states else owner_table.get(key), e)
                 alerts += out
             await emit(alerts)
-            persist(owner_state, states)
+            owner_state.update(states)
 
     @app.agent(topics["health"])
     async def health(stream: faust.StreamT[CollectorHealth]) -> None:
@@ -584,7 +573,7 @@ def create_app(
             await write(store.write_linkage, closed, "linkage")
         alerts += [a for res in closed for a in engine.on_linkage_closed(res)]
         await emit(alerts)
-        persist(task_state, states)
+        task_state.update(states)
         for key, box in states.items():
             schedule(key, next_due(box, watermark) if box is not None else None)
         metrics.OPEN_TASKS.set(len(clock["due"]))
@@ -613,7 +602,7 @@ def create_app(
                 await asyncio.gather(
                     store_alerts(keep),
                     notify([(d.alert, d.channel) for d in digests] + deliveries))
-                persist(dispatch_table, states)  # after both: a crash re-sends, never loses
+                dispatch_state.update(states)  # after both: a crash re-sends, never loses
                 held.note(states.items())
 
     async def store_alerts(keep: list[Alert]) -> None:
@@ -667,8 +656,10 @@ def create_app(
             states: dict[str, Any] = {}
             digests = flush_held(states)
             await notify([(d.alert, d.channel) for d in digests])
-            persist(dispatch_table, states)
+            dispatch_state.update(states)
             held.note(states.items())
+        if states:  # a timer: no offset commit may follow soon
+            await dispatch_state.flush(app)
 
     @app.agent(topics["dlq"])
     async def dead_letters(stream: faust.StreamT[DeadLetter]) -> None:

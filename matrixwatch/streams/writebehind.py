@@ -50,6 +50,11 @@ class WriteBehind:
             data[key] = value
         self.dirty.add(key)
 
+    def update(self, states: Mapping[str, Any]) -> None:
+        """:meth:`set` for every (key, value) of ``states``."""
+        for key, value in states.items():
+            self.set(key, value)
+
     def records(self, assigned: set[int] | None = None) -> list[tuple[int, bytes, bytes | None]]:
         """Take the dirty keys: (partition, key, value or None for a delete) each, read
         from the store now. Keys of partitions not in ``assigned`` (revoked in a

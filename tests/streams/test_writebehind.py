@@ -140,3 +140,9 @@ def test_the_patch_wraps_faust_once() -> None:
     patch_faust_commit()
     assert Consumer._commit_offsets is wrapped
     assert wrapped.__code__.co_filename.endswith("writebehind.py")
+
+
+def test_update_sets_every_key() -> None:
+    wb = WriteBehind(_Table(), 4)
+    wb.update({"weibo:1": {"n": 1}, "weibo:2": None})
+    assert wb.table.data == {"weibo:1": {"n": 1}} and wb.dirty == {"weibo:1", "weibo:2"}
