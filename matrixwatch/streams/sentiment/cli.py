@@ -128,9 +128,10 @@ def train_cli(
     ),
     out: Path | None = typer.Option(None, "--out", help="Model file (default: the shipped one)."),
     model: str = typer.Option(
-        "ngram",
+        DEFAULT_MODEL,
         "--model",
-        help="Kind to build: ngram, ngram-moe, ngram-mix, ngram-words or ngram-lex.",
+        help="Kind to build: ngram, ngram-moe, ngram-mix, ngram-words or ngram-lex "
+        "(default: the default model).",
     ),
     moe: bool = typer.Option(False, "--moe", help="Same as --model ngram-moe."),
 ) -> None:
@@ -178,7 +179,7 @@ def _override(cfg: object, settings: list[str]) -> object:
 @app.command("cv")
 def cv_cli(
     data: Path | None = typer.Option(None, "--data", help="Shared data dir."),
-    model: str = typer.Option("ngram-lex", "--model", help="Preset to cross-validate."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", help="Preset to cross-validate."),
     setting: list[str] = typer.Option(
         [], "--set", help="Override a TrainConfig field, e.g. --set gate_offset=1.5 (repeatable)."
     ),

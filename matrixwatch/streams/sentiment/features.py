@@ -192,9 +192,10 @@ def window_hashes(texts: Sequence[str]) -> UIntArray:
 class WordVocab:
     """A set of word hashes with a fast vectorised membership test.
 
-    A direct-mapped table (4 slots per word) answers most look-ups with one gather; the
-    few words that collided at build time sit in a small sorted overflow array. This is
-    5x faster than ``searchsorted`` over the whole sorted vocabulary.
+    A direct-mapped table (4 slots per word, 0 = empty) answers most look-ups with one
+    gather; the few words that collided at build time sit in a small sorted overflow
+    array, searched only for queries that land on such a slot. This is 5x faster than
+    ``searchsorted`` over the whole sorted vocabulary.
     """
 
     def __init__(self, hashes: UIntArray) -> None:
@@ -202,15 +203,20 @@ class WordVocab:
         size = max(int(self.hashes.size) * 4, 16)
         self.bits = int(np.ceil(np.log2(size)))
         slots = self._slot(self.hashes)
-        # Keep the first hash per slot in the table; the others go to the overflow.
-        first = np.unique(slots, return_index=True)[1]
+        # The first hash per slot goes in the table (a zero hash cannot: 0 marks empty);
+        # the others go to the overflow, and their slots are marked as collided.
+        uniq, first, count = np.unique(slots, return_index=True, return_counts=True)
+        first = first[self.hashes[first] != 0]
         self.table = np.zeros(1 << self.bits, dtype=np.uint64)
-        self.used = np.zeros(1 << self.bits, dtype=bool)
         self.table[slots[first]] = self.hashes[first]
-        self.used[slots[first]] = True
         rest = np.ones(self.hashes.size, dtype=bool)
         rest[first] = False
         self.overflow = self.hashes[rest]
+        self.collided = np.zeros(1 << self.bits, dtype=bool)
+        self.collided[uniq[count > 1]] = True
+        self.collided[slots[rest]] = True
+        self._first = (slots[first], first)  # for :meth:`index`, built on first use
+        self._index: IntArray | None = None
 
     def _slot(self, h: UIntArray) -> IntArray:
         return ((h * _MIX) >> _U64(64 - self.bits)).astype(np.int64)
@@ -220,14 +226,30 @@ class WordVocab:
 
     def contains(self, h: UIntArray) -> npt.NDArray[np.bool_]:
         s = self._slot(h)
-        hit = self.used[s] & (self.table[s] == h)
+        hit = (self.table[s] == h) & (h != 0)
         if self.overflow.size:
-            miss = np.flatnonzero(~hit & self.used[s])
+            miss = np.flatnonzero(self.collided[s] & ~hit)
             if miss.size:
                 q = h[miss]
                 idx = np.minimum(np.searchsorted(self.overflow, q), self.overflow.size - 1)
                 hit[miss] = self.overflow[idx] == q
         return hit
+
+    def index(self, h: UIntArray) -> IntArray:
+        """Position of each hash in the sorted :attr:`hashes`, or -1 where it is absent."""
+        if self._index is None:
+            self._index = np.full(1 << self.bits, -1, dtype=np.int32)
+            self._index[self._first[0]] = self._first[1]
+        s = self._slot(h)
+        out = np.where((self.table[s] == h) & (h != 0), self._index[s], -1).astype(np.int64)
+        if self.overflow.size:
+            miss = np.flatnonzero(self.collided[s] & (out < 0))
+            if miss.size:
+                q = h[miss]
+                j = np.minimum(np.searchsorted(self.hashes, q), self.hashes.size - 1)
+                found = self.hashes[j] == q
+                out[miss[found]] = j[found]
+        return out
 
 
 def segment(texts: Sequence[str], vocab: WordVocab) -> tuple[IntArray, UIntArray, IntArray]:
@@ -355,8 +377,19 @@ class Lexicon:
         scores16 = np.asarray(scores, dtype=np.float16).reshape(len(order), len(self.edges))
         self.scores = scores16[order].astype(np.float32)
         self.lengths = np.asarray(lengths, dtype=np.int64)[order]
-        self.vocab = WordVocab(self.hashes[self.lengths >= 2])
+        # One table for the matching walk and the score look-up: the walk only asks for
+        # windows of 2+ chars, whose hashes (salted by length) are never a 1-char entry's.
+        self.entries = WordVocab(self.hashes)
         self.n_bins = sum(e.size + 1 for e in self.edges)
+        # Each entry's bin per lexicon column as read and negated (-1: not in that lexicon).
+        self._bin = np.full((2, len(self.hashes), len(self.edges)), -1, dtype=np.int64)
+        offset = 0
+        for j, e in enumerate(self.edges):
+            col = self.scores[:, j].astype(np.float64)
+            have = ~np.isnan(col)
+            for k, sign in enumerate((1.0, -1.0)):
+                self._bin[k, have, j] = np.digitize(col[have] * sign, e) + offset
+            offset += e.size + 1
 
     def __len__(self) -> int:
         return int(self.hashes.size)
@@ -369,23 +402,19 @@ class Lexicon:
         out = np.zeros((n, self.n_bins), dtype=np.float64)
         if not len(self):
             return out
-        rows, tok, lens = segment_joined(joined, self.vocab)
-        idx = np.minimum(np.searchsorted(self.hashes, tok), self.hashes.size - 1)
-        hit = self.hashes[idx] == tok
-        if not hit.any():
+        rows, tok, lens = segment_joined(joined, self.entries)
+        idx = self.entries.index(tok)
+        sel = np.flatnonzero(idx >= 0)
+        if not sel.size:
             return out
-        negated = np.zeros(tok.size, dtype=bool)
-        negated[1:] = np.isin(tok[:-1], _NEGATOR_TOKENS) & (rows[1:] == rows[:-1])
-        sel = np.flatnonzero(hit)
-        sign = np.where(negated[sel] & (lens[sel] > 1), -1.0, 1.0)
         r = rows[sel]
-        offset = 0
-        for j, edges in enumerate(self.edges):
-            s = self.scores[idx[sel], j].astype(np.float64)
-            have = ~np.isnan(s)
-            b = np.digitize(s[have] * sign[have], edges) + offset
-            np.add.at(out, (r[have], b), 1.0)
-            offset += edges.size + 1
+        # A word of 2+ chars right after a one-char negator of the same text is flipped.
+        prev = np.maximum(sel - 1, 0)
+        negated = (sel > 0) & (rows[prev] == r) & np.isin(tok[prev], _NEGATOR_TOKENS)
+        flip = (negated & (lens[sel] > 1)).astype(np.int64)
+        b = self._bin[flip, idx[sel]]  # (matches, lexicons)
+        cell = (r[:, None] * self.n_bins + b)[b >= 0]
+        out += np.bincount(cell, minlength=n * self.n_bins).reshape(n, self.n_bins)
         return out
 
 
