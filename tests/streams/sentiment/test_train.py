@@ -99,3 +99,52 @@ def test_lexicon_bins_are_extra_columns_scaled_like_the_ngrams() -> None:
     expect = lex.bins(texts) * (2.0 / np.sqrt(np.maximum(counts, 1)))[:, None]
     assert np.allclose(x[:, 1 << 12 :].toarray(), expect)
     assert np.allclose(x[:, : 1 << 12].toarray(), _matrix(texts, cfg).toarray())
+
+
+def test_cv_folds_partition_each_source() -> None:
+    from matrixwatch.streams.sentiment.train import _drop_fold, cv_folds
+
+    cfg = TrainConfig()
+    texts = [f"t{i}" for i in range(23)]
+    ds = (texts, ["positive"] * 23)
+    folds = cv_folds(23, cfg)
+    assert sorted(set(folds.tolist())) == [0, 1, 2, 3, 4]
+    assert np.array_equal(folds, cv_folds(23, cfg))  # fixed
+    seen: list[str] = []
+    for k in range(cfg.folds):
+        kept, _ = _drop_fold(ds, cfg, k)
+        held, _ = _drop_fold(ds, cfg, k, keep=False)
+        assert not set(kept) & set(held) and len(kept) + len(held) == 23
+        seen += held
+    assert sorted(seen) == sorted(texts)
+
+
+def test_cv_settings_override_a_preset() -> None:
+    import typer
+
+    from matrixwatch.streams.sentiment.cli import _override
+
+    cfg = _override(
+        PRESETS["ngram-lex"], ["w_pol_osm=2.5", 'lex_heads=["pol","exp"]', "word_view=false"]
+    )
+    assert isinstance(cfg, TrainConfig)
+    assert cfg.w_pol_osm == 2.5 and cfg.lex_heads == ("pol", "exp") and not cfg.word_view
+    assert cfg.name == "ngram-lex" and cfg.lexicon
+    with pytest.raises(typer.BadParameter):
+        _override(PRESETS["ngram-lex"], ["no_such_field=1"])
+
+
+def test_lexicon_columns_only_reach_the_chosen_heads() -> None:
+    sets = _toy_sets()
+    cfg = TrainConfig(
+        bits=12, moe=True, lexicon=True, lex_edges=((0.0,),), lex_heads=("pol", "exp")
+    )
+    lex = build_lexicon([{"开心": 1.0, "失望": -1.0, "垃圾": -1.0, "不错": 1.0}], cfg.lex_edges)
+    xs = {k: _matrix(getattr(sets, k).texts, cfg, lex) for k in ("pol", "neu", "exp", "gate")}
+    heads = _fit_all(sets, xs, cfg)
+    assert heads.exp is not None and heads.gate is not None
+    assert heads.pol.coef.size == heads.exp.coef.size == (1 << 12) + 2
+    assert heads.neu.coef.size == heads.gate.coef.size == 1 << 12
+    p_pol, p_neu = heads.predict(xs["pol"])  # the narrower heads read their own columns
+    assert ((p_pol > 0.5) == (np.array(sets.pol.y) == 1)).all()
+    assert p_neu.shape == p_pol.shape
