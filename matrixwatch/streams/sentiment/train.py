@@ -40,7 +40,7 @@ virus_train (every head refit without the fold), maximising three-class macro-F1
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -146,33 +146,16 @@ class _Set:
 # The shipped kinds and how each is built. ``ngram-mix`` is ``ngram-moe``'s architecture
 # with settings picked by 5-fold CV over the training rows of all three Weibo sources
 # (weibo_senti_100k dev, osmdataset2022 train, virus_train; see models/README.md).
+_MIX = TrainConfig(
+    name=MIX_NAME, moe=True, bits=22, w_pol_weibo=0.5, w_pol_osm=1.5, gate_offset=2.0
+)
+_WORDS = replace(_MIX, name=WORDS_NAME, word_view=True, word_mix=0.25)
 PRESETS: dict[str, TrainConfig] = {
     MODEL_NAME: TrainConfig(),
     MOE_NAME: TrainConfig(name=MOE_NAME, moe=True),
-    MIX_NAME: TrainConfig(
-        name=MIX_NAME, moe=True, bits=22, w_pol_weibo=0.5, w_pol_osm=1.5, gate_offset=2.0
-    ),
-    WORDS_NAME: TrainConfig(
-        name=WORDS_NAME,
-        moe=True,
-        bits=22,
-        w_pol_weibo=0.5,
-        w_pol_osm=1.5,
-        gate_offset=2.0,
-        word_view=True,
-        word_mix=0.25,
-    ),
-    LEX_NAME: TrainConfig(
-        name=LEX_NAME,
-        moe=True,
-        bits=22,
-        w_pol_weibo=0.5,
-        w_pol_osm=1.5,
-        gate_offset=2.0,
-        word_view=True,
-        word_mix=0.25,
-        lexicon=True,
-    ),
+    MIX_NAME: _MIX,
+    WORDS_NAME: _WORDS,
+    LEX_NAME: replace(_WORDS, name=LEX_NAME, lexicon=True),
 }
 _FILES = {
     MODEL_NAME: MODEL_FILE,

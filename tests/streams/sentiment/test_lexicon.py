@@ -7,9 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matrixwatch.streams.sentiment import get_model
 from matrixwatch.streams.sentiment.features import build_lexicon
 from matrixwatch.streams.sentiment.ngram_model import NgramModel, NgramWeights
+from tests.streams.sentiment.test_ngram_model import (
+    assert_behaviour,
+    save_and_load,
+    shipped,
+    toy_mixture,
+)
 
 SCORED = {"失望": -2.5, "开心": 2.2, "好开心": 3.5, "垃圾": -4.0, "好": 0.7, "喜欢": 1.5}
 POLAR = {"失望": -1.0, "喜欢": 1.0, "满意": 1.0}
@@ -60,10 +65,7 @@ def test_empty_lexicon_gives_no_features() -> None:
 
 
 def _toy_weights(bits: int = 10) -> NgramWeights:
-    rng = np.random.default_rng(0)
-    heads = [rng.normal(0, 1, 1 << bits).astype(np.float32) for _ in range(4)]
-    w = NgramWeights(bits, (1, 2, 3), heads[0], heads[1], 0.1, -0.2, 0.35, 0.05)
-    w.w_exp, w.w_gate = heads[2], heads[3]
+    w, rng = toy_mixture(bits)
     w.lexicon = _lexicon()
     w.w_lex = rng.normal(0, 2, (8, 4)).astype(np.float32)
     w.lex_scale = 2.0
@@ -72,17 +74,12 @@ def _toy_weights(bits: int = 10) -> NgramWeights:
 
 def test_format_4_roundtrip_and_lexicon_effect(tmp_path) -> None:
     weights = _toy_weights()
-    path = tmp_path / "lex.npz"
-    weights.save(path)
-    again = NgramWeights.load(path)
+    texts = ["这个做法真是让人太失望了", "今天好开心", "", "没有词典里的词"]
+    again, a = save_and_load(weights, tmp_path / "lex.npz", texts, atol=0.03)
     assert again.meta["format"] == 4 and again.lex_scale == 2.0
     assert again.lexicon is not None and again.w_lex is not None
     assert np.array_equal(again.lexicon.hashes, weights.lexicon.hashes)
     assert np.array_equal(again.w_lex, weights.w_lex)
-    texts = ["这个做法真是让人太失望了", "今天好开心", "", "没有词典里的词"]
-    a = NgramModel(weights).probabilities(texts)
-    b = NgramModel(again).probabilities(texts)
-    assert np.allclose(a[0], b[0], atol=0.03) and np.allclose(a[1], b[1], atol=0.03)
     # Without the lexicon weights the model is the plain mixture; texts without a
     # lexicon word score the same either way.
     plain = _toy_weights()
@@ -94,24 +91,12 @@ def test_format_4_roundtrip_and_lexicon_effect(tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def lex_model() -> NgramModel:
-    model = get_model("ngram-lex")
-    assert isinstance(model, NgramModel)
-    return model
+    return shipped("ngram-lex")
 
 
 def test_shipped_lex_model_keeps_the_contract(lex_model: NgramModel) -> None:
-    from tests.streams.sentiment import test_ngram_model as t
-
     w = lex_model.weights
     assert lex_model.name == "ngram-lex" and w.meta["model"] == "ngram-lex"
     assert w.lexicon is not None and w.w_lex is not None and w.w_lex.shape == (12, 4)
     assert w.w_word is not None and w.word_mix == pytest.approx(0.25)
-    t.test_complaints_are_negative(lex_model)
-    t.test_praise_is_positive(lex_model)
-    t.test_notices_are_neutral_not_negative(lex_model)
-    t.test_notice_words_alone_do_not_flip_a_complaint(lex_model)
-    t.test_batch_equals_one_by_one(lex_model)
-    t.test_empty_and_blank_are_neutral(lex_model)
-    t.test_odd_characters_do_not_crash(lex_model)
-    t.test_very_long_text_is_bounded(lex_model)
-    t.test_emoticons_carry_signal(lex_model)
+    assert_behaviour(lex_model, long_text=True)

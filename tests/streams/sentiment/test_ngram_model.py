@@ -153,24 +153,60 @@ def test_weights_roundtrip(tmp_path, model: SentimentModel) -> None:
         assert a.score == pytest.approx(b.score, abs=1e-6)
 
 
-@pytest.fixture(scope="module")
-def moe() -> NgramModel:
-    model = get_model("ngram-moe")
+def shipped(name: str) -> NgramModel:
+    """A shipped ngram-family model by name (``get_model`` caches it)."""
+    model = get_model(name)
     assert isinstance(model, NgramModel)
     return model
+
+
+def assert_behaviour(model: SentimentModel, long_text: bool = False) -> None:
+    """The behaviour checks every shipped ngram-family model passes: polarity, notices
+    neutral, edge cases, emoticons (and the length bound with ``long_text``)."""
+    test_complaints_are_negative(model)
+    test_praise_is_positive(model)
+    test_notices_are_neutral_not_negative(model)
+    test_notice_words_alone_do_not_flip_a_complaint(model)
+    test_batch_equals_one_by_one(model)
+    test_empty_and_blank_are_neutral(model)
+    test_odd_characters_do_not_crash(model)
+    if long_text:
+        test_very_long_text_is_bounded(model)
+    test_emoticons_carry_signal(model)
+
+
+def toy_mixture(bits: int = 10) -> tuple[NgramWeights, np.random.Generator]:
+    """Random weights of the four character heads, and the generator for any more."""
+    rng = np.random.default_rng(0)
+    heads = [rng.normal(0, 1, 1 << bits).astype(np.float32) for _ in range(4)]
+    w = NgramWeights(bits, (1, 2, 3), heads[0], heads[1], 0.1, -0.2, 0.35, 0.05)
+    w.w_exp, w.w_gate = heads[2], heads[3]
+    return w, rng
+
+
+def save_and_load(
+    weights: NgramWeights, path, texts: list[str], atol: float
+) -> tuple[NgramWeights, tuple[np.ndarray, np.ndarray]]:
+    """Save ``weights``, load them back and check that both give the same probabilities
+    on ``texts`` within ``atol`` (the file holds int8 weights). Returns the loaded weights
+    and the original's ``(P(pos | polar), P(neutral))``."""
+    weights.save(path)
+    again = NgramWeights.load(path)
+    a = NgramModel(weights).probabilities(texts)
+    b = NgramModel(again).probabilities(texts)
+    assert np.allclose(a[0], b[0], atol=atol) and np.allclose(a[1], b[1], atol=atol)
+    return again, a
+
+
+@pytest.fixture(scope="module")
+def moe() -> NgramModel:
+    return shipped("ngram-moe")
 
 
 def test_moe_passes_the_same_behaviour_checks(moe: NgramModel) -> None:
     """The gated mixture keeps the default's contract: polarity, notices neutral, edge cases."""
     assert moe.name == "ngram-moe"
-    test_complaints_are_negative(moe)
-    test_praise_is_positive(moe)
-    test_notices_are_neutral_not_negative(moe)
-    test_notice_words_alone_do_not_flip_a_complaint(moe)
-    test_batch_equals_one_by_one(moe)
-    test_empty_and_blank_are_neutral(moe)
-    test_odd_characters_do_not_crash(moe)
-    test_emoticons_carry_signal(moe)
+    assert_behaviour(moe)
 
 
 def test_gate_mixes_the_two_polarity_heads(moe: NgramModel) -> None:
@@ -207,32 +243,18 @@ def test_single_head_weights_still_load(tmp_path) -> None:
     w_pol = rng.normal(0, 1, 1 << bits).astype(np.float32)
     w_neu = rng.normal(0, 1, 1 << bits).astype(np.float32)
     weights = NgramWeights(bits, (1, 2, 3), w_pol, w_neu, 0.1, -0.2, 0.35, 0.05)
-    path = tmp_path / "single.npz"
-    weights.save(path)
-    again = NgramWeights.load(path)
+    again, _ = save_and_load(weights, tmp_path / "single.npz", COMPLAINTS + PRAISE, atol=0.02)
     assert again.w_exp is None and again.w_gate is None
-    texts = COMPLAINTS + PRAISE
-    a = NgramModel(weights).probabilities(texts)
-    b = NgramModel(again).probabilities(texts)
-    assert np.allclose(a[0], b[0], atol=0.02) and np.allclose(a[1], b[1], atol=0.02)
 
 
 def test_mix_passes_the_same_behaviour_checks() -> None:
     """ngram-mix (moe architecture, 2**22 buckets, CV-picked weights) keeps the contract."""
-    mix = get_model("ngram-mix")
-    assert isinstance(mix, NgramModel)
+    mix = shipped("ngram-mix")
     assert mix.name == "ngram-mix"
     w = mix.weights
     assert w.bits == 22 and w.w_exp is not None and w.w_gate is not None
     assert w.meta["model"] == "ngram-mix"
     assert w.meta["config"]["gate_offset"] == 2.0
-    test_complaints_are_negative(mix)
-    test_praise_is_positive(mix)
-    test_notices_are_neutral_not_negative(mix)
-    test_notice_words_alone_do_not_flip_a_complaint(mix)
-    test_batch_equals_one_by_one(mix)
-    test_empty_and_blank_are_neutral(mix)
-    test_odd_characters_do_not_crash(mix)
-    test_emoticons_carry_signal(mix)
+    assert_behaviour(mix)
     g_notice = 1.0 / (1.0 + np.exp(-_gate_logit(mix, NOTICES)))
     assert float(np.mean(g_notice)) < 0.5

@@ -8,7 +8,6 @@ import itertools
 import numpy as np
 import pytest
 
-from matrixwatch.streams.sentiment import get_model
 from matrixwatch.streams.sentiment.features import (
     WordVocab,
     featurize_words,
@@ -17,6 +16,12 @@ from matrixwatch.streams.sentiment.features import (
     word_hashes,
 )
 from matrixwatch.streams.sentiment.ngram_model import NgramModel, NgramWeights
+from tests.streams.sentiment.test_ngram_model import (
+    assert_behaviour,
+    save_and_load,
+    shipped,
+    toy_mixture,
+)
 
 VOCAB = ["政府", "做法", "真是", "失望", "不想", "再说", "什么", "好开心", "开心", "这个"]
 
@@ -99,10 +104,7 @@ def test_word_hashes_and_windows_agree() -> None:
 
 
 def _toy_weights(bits: int = 10) -> NgramWeights:
-    rng = np.random.default_rng(0)
-    heads = [rng.normal(0, 1, 1 << bits).astype(np.float32) for _ in range(4)]
-    w = NgramWeights(bits, (1, 2, 3), heads[0], heads[1], 0.1, -0.2, 0.35, 0.05)
-    w.w_exp, w.w_gate = heads[2], heads[3]
+    w, rng = toy_mixture(bits)
     w.w_word = rng.normal(0, 1, 1 << 12).astype(np.float32)
     w.b_word, w.word_bits, w.word_mix = 0.3, 12, 0.25
     w.vocab = word_hashes(VOCAB)
@@ -111,16 +113,11 @@ def _toy_weights(bits: int = 10) -> NgramWeights:
 
 def test_format_3_roundtrip_and_blend(tmp_path) -> None:
     weights = _toy_weights()
-    path = tmp_path / "words.npz"
-    weights.save(path)
-    again = NgramWeights.load(path)
+    texts = ["这个政府的做法真是让人太失望了", "今天好开心", ""]
+    again, a = save_and_load(weights, tmp_path / "words.npz", texts, atol=0.03)
     assert again.meta["format"] == 3
     assert again.word_bits == 12 and again.word_mix == 0.25
     assert again.vocab is not None and np.array_equal(again.vocab, weights.vocab)
-    texts = ["这个政府的做法真是让人太失望了", "今天好开心", ""]
-    a = NgramModel(weights).probabilities(texts)
-    b = NgramModel(again).probabilities(texts)
-    assert np.allclose(a[0], b[0], atol=0.03) and np.allclose(a[1], b[1], atol=0.03)
     # word_mix = 0 is the character-only mixture.
     plain = _toy_weights()
     plain.w_word = None
@@ -133,24 +130,12 @@ def test_format_3_roundtrip_and_blend(tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def words_model() -> NgramModel:
-    model = get_model("ngram-words")
-    assert isinstance(model, NgramModel)
-    return model
+    return shipped("ngram-words")
 
 
 def test_shipped_words_model_keeps_the_contract(words_model: NgramModel) -> None:
-    from tests.streams.sentiment import test_ngram_model as t
-
     w = words_model.weights
     assert words_model.name == "ngram-words" and w.meta["model"] == "ngram-words"
     assert w.w_word is not None and w.vocab is not None and words_model.vocab is not None
     assert w.word_mix == pytest.approx(0.25)
-    t.test_complaints_are_negative(words_model)
-    t.test_praise_is_positive(words_model)
-    t.test_notices_are_neutral_not_negative(words_model)
-    t.test_notice_words_alone_do_not_flip_a_complaint(words_model)
-    t.test_batch_equals_one_by_one(words_model)
-    t.test_empty_and_blank_are_neutral(words_model)
-    t.test_odd_characters_do_not_crash(words_model)
-    t.test_very_long_text_is_bounded(words_model)
-    t.test_emoticons_carry_signal(words_model)
+    assert_behaviour(words_model, long_text=True)
