@@ -74,6 +74,31 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (all its threads), s."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds per process over a run: where the machine's cores went (the workers,
+    the broker, and this process's feeding, lag probes and webhook receiver)."""
+
+    def __init__(self, procs: dict[str, list[int]]) -> None:
+        self.procs = procs
+        self.t0 = time.monotonic()
+        self.start = {name: [cpu_seconds(p) for p in pids] for name, pids in procs.items()}
+
+    def report(self) -> str:
+        wall = time.monotonic() - self.t0
+        rows = []
+        for name, pids in self.procs.items():
+            used = sum(cpu_seconds(p) - s for p, s in zip(pids, self.start[name], strict=True))
+            rows.append(f"  {name:<24} {used:8.1f} s  ({used / wall:5.0%} of one core)")
+        return (f"CPU time per process over the run ({wall:.0f} s wall, "
+                f"{os.cpu_count()} cores):\n" + "\n".join(rows))
+
+
 def quantile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -298,6 +323,12 @@ def feed(feeder: Feeder, lines: Iterator[bytes], rate: float, also: Callable[[by
 # --- the runs ----------------------------------------------------------------------------
 
 
+def cpu_meter(broker: EmbeddedBroker, workers: list[WorkerProcess]) -> CpuMeter:
+    return CpuMeter({"workers": [w.proc.pid for w in workers],
+                     "broker": [broker.proc.pid] if broker.proc else [],
+                     "bench (this process)": [os.getpid()]})
+
+
 def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, matrix: Matrix,
                  bare_producer: object | None) -> dict[str, float]:
     reg = work / "matrix.yaml"
@@ -341,12 +372,14 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
         n = feed(feeder, lines, 0, also)
         print(f"preloaded {n:,} events in {time.monotonic() - t:.0f}s", flush=True)
         start_workers()
+        meter = cpu_meter(broker, workers)
         sampler.start()
         secs = timed_drain(broker.bootstrap, settings.app_id, topics, args.partitions, n,
                            alive, args.timeout,
                            done=lambda: stored_events(settings.sqlite_path) >= n)
     else:
         start_workers()
+        meter = cpu_meter(broker, workers)
         warm = simulated_lines(build_matrix(seed=99), 200)
         feed(feeder, warm, 0)  # a worker that has joined and drained before the clock
         timed_drain(broker.bootstrap, settings.app_id, topics, args.partitions, 200,
@@ -377,6 +410,7 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
         except OSError as e:
             print(f"  (no /metrics: {e})")
     out["worker_rss"] = max(peak_rss_mb(w.proc.pid) for w in workers)
+    cpu = meter.report()
     for w in workers:
         w.stop()
     feeder.close()
@@ -406,6 +440,7 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
           "from ListOffsets, which Tansu under-reports on big backlogs; not yet stored: "
           "input events minus events in the store):")
     print(sampler.table())
+    print(cpu)
     return out
 
 
@@ -423,10 +458,14 @@ def run_bare(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
                  "--without-web"],  # else the second worker fails to bind 6066
                 stdout=log, stderr=subprocess.STDOUT,
                 env={**env, "BARE_DATADIR": str(work / f"{group}{i}")}))
+    meter = CpuMeter({"workers": [p.pid for p in procs],
+                      "broker": [broker.proc.pid] if broker.proc else [],
+                      "bench (this process)": [os.getpid()]})
     try:
         secs = timed_drain(broker.bootstrap, group, ["bare-src"], args.partitions, n,
                            lambda: all(p.poll() is None for p in procs), args.timeout)
         rss = max(peak_rss_mb(p.pid) for p in procs)
+        cpu = meter.report()
     finally:
         for p in procs:
             p.terminate()
@@ -435,6 +474,7 @@ def run_bare(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
     what = "stock Faust" if stock else "Faust with the pipeline's fastpath patch"
     print(f"\nbare Faust consume→produce ({what}): {n:,} in {secs:.1f}s = {rate:,.0f} "
           "events/s")
+    print(cpu)
     return {"rate": rate, "rss": rss}
 
 

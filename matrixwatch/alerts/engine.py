@@ -380,7 +380,23 @@ class RuleEngine:
             if surge:
                 self._inject_neg(c)
             sigs += counter.early(c)
-        return self._volume_alerts(rule, sigs, c, ev, post)
+        out = self._volume_alerts(rule, sigs, c, ev, post)
+        self._prune_recent(c, counter.bucket)
+        return out
+
+    @staticmethod
+    def _prune_recent(c: dict, bucket: float) -> None:
+        """Forget samples of closed buckets once their alerts are built: an alert shows
+        samples from the bucket it fires for, and a closed bucket never fires again.
+
+        The state is written to the changelog whenever it changes, and these samples
+        were 38 % of its bytes on the 10k-account load run (every quiet post kept its
+        last three).
+        """
+        recent = c.get("recent")
+        if recent and c["last_closed"] is not None and recent[0][0] < c["last_closed"] + bucket:
+            floor = c["last_closed"] + bucket
+            c["recent"] = [r for r in recent if r[0] >= floor]
 
     @staticmethod
     def _inject_neg(c: dict) -> None:

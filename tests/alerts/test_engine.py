@@ -81,6 +81,28 @@ def test_burst_fires_within_the_burst_with_event_time_and_samples() -> None:
     assert [a.id for a in run(eng, events)] == [a.id for a in alerts]  # deterministic ids
 
 
+def test_samples_of_closed_buckets_are_forgotten() -> None:
+    """Samples serve the alert of their own bucket; once it closes they are dropped (the
+    state is changelogged on every change), and alerts keep the samples of their bucket."""
+    eng = engine("volume_spike")
+    events = quiet_history() + burst(30)
+    state = None
+    alerts: list = []
+    for e in events:
+        state, out = eng.on_event(state, e)
+        alerts += out
+        c = state["rules"]["volume_spike"]["c"]
+        if c["last_closed"] is not None:
+            assert all(t >= c["last_closed"] + 300 for t, _ in c.get("recent", []))
+    assert alerts and all(a.samples for a in alerts)
+    assert alerts == run(eng, events)
+    # An event two buckets later closes the burst's buckets: their samples go.
+    assert len(c["recent"]) == 3
+    state, _ = eng.on_event(state, ev("late", T0 + 5 * H + 30 * M, author="9600000099"))
+    c = state["rules"]["volume_spike"]["c"]
+    assert len(c["recent"]) == 1 and c["recent"][0][1].endswith("/late")
+
+
 def test_spike_restart_mid_sequence_gives_identical_alerts() -> None:
     eng = engine("volume_spike", "post_spike", "negative_surge")
     events = quiet_history() + burst(40) + burst(30, start=T0 + 9 * H, prefix="c")
