@@ -31,7 +31,15 @@ class Settings(BaseSettings):
     )
     broker_session_timeout: float = Field(6.0, description="Consumer session timeout, seconds.")
     broker_heartbeat_interval: float = Field(1.0, description="Heartbeat interval, seconds.")
-    broker_commit_interval: float = Field(1.0, description="Offset commit interval, seconds.")
+    broker_commit_interval: float = Field(
+        5.0, gt=0,
+        description="Offset commit interval, seconds. Each commit also writes one changelog "
+        "record per state key changed since the last (writebehind.py), so a longer interval "
+        "writes fewer: on the 1M-event, 10k-account load run 5 s instead of 1 s cut owner "
+        "state records from 0.61 to 0.44 per event and raised throughput 3,198 -> 3,377 "
+        "events/s. After a crash up to this much input is processed again (idempotently). "
+        "Faust's default is 2.8, Kafka Streams' 30.",
+    )
     producer_linger: float = Field(
         0.01, description="Seconds the producer waits to batch messages into one request."
     )

@@ -98,6 +98,9 @@ class Cluster:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.store_path = root / "store.sqlite"
+        # Commits every second rather than every five: more commits (and changelog
+        # flushes) per test, and the tests' waits for committed progress stay short.
+        settings.setdefault("broker_commit_interval", 1.0)
         self.settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             partitions=partitions, registry=registry, sqlite_path=self.store_path,
