@@ -36,8 +36,10 @@ class Settings(BaseSettings):
         description="Offset commit interval, seconds. Each commit also writes one changelog "
         "record per state key changed since the last (writebehind.py), so a longer interval "
         "writes fewer: on the 1M-event, 10k-account load run 5 s instead of 1 s cut owner "
-        "state records from 0.61 to 0.44 per event and raised throughput 3,198 -> 3,377 "
-        "events/s. After a crash up to this much input is processed again (idempotently). "
+        "state records from 0.61 to 0.42-0.44 per event and broker CPU from 80 to 67-82 "
+        "s; throughput was 3,198 (1 s) vs 3,377 and 3,136 (5 s) events/s in three runs, "
+        "within run-to-run spread. After a crash up to this much input is processed again "
+        "(idempotently). "
         "Faust's default is 2.8, Kafka Streams' 30.",
     )
     producer_linger: float = Field(
