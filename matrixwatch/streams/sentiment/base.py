@@ -38,9 +38,9 @@ class SentimentModel(ABC):
 
 _REGISTRY: dict[str, Callable[[], SentimentModel]] = {}
 _CACHE: dict[str, SentimentModel] = {}
-# ngram-lex: the best of the shipped models by whole-model 5-fold CV on the training rows
+# ngram-osm: the best of the shipped models by whole-model 5-fold CV on the training rows
 # of all three Weibo sources (models/README.md).
-DEFAULT_MODEL = "ngram-lex"
+DEFAULT_MODEL = "ngram-osm"
 
 
 def register(name: str) -> Callable[[Callable[[], SentimentModel]], Callable[[], SentimentModel]]:

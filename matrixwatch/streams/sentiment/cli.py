@@ -130,7 +130,7 @@ def train_cli(
     model: str = typer.Option(
         DEFAULT_MODEL,
         "--model",
-        help="Kind to build: ngram, ngram-moe, ngram-mix, ngram-words or ngram-lex "
+        help="Kind to build: ngram, ngram-moe, ngram-mix, ngram-words, ngram-lex or ngram-osm "
         "(default: the default model).",
     ),
     moe: bool = typer.Option(False, "--moe", help="Same as --model ngram-moe."),

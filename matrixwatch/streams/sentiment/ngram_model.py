@@ -23,7 +23,11 @@
   maximum matching pass against their words, a one-char negator such as 不 flips the next
   word) counted per score bin, 12 dense features weighted by each head (see
   :class:`.features.Lexicon`). The lexicons carry polarity for words the 12k chatter rows
-  rarely or never show (+1.2 points of 5-fold CV accuracy for the chatter expert).
+  rarely or never show (+1.2 points of 5-fold CV accuracy for the chatter expert);
+- ``ngram-osm`` adds an *osm expert*: a polarity head fitted mainly on osmdataset2022's
+  public-incident comments, mixed into the general head by its own gate (P(the text is an
+  incident comment)): ``z_general = g_osm·z_osm + (1 − g_osm)·z_pol``, before the chatter
+  mix. Like the chatter expert, it keeps one register from being pulled by the others.
 
 The reported score is ``P(positive) + P(neutral) / 2`` = ``0.5 + (1 - Pn)·(Ppol - 0.5)``:
 the probability of positive with the neutral mass split evenly, so 0.5 stays the

