@@ -323,8 +323,9 @@ def feed(feeder: Feeder, lines: Iterator[bytes], rate: float, also: Callable[[by
 # --- the runs ----------------------------------------------------------------------------
 
 
-def cpu_meter(broker: EmbeddedBroker, workers: list[WorkerProcess]) -> CpuMeter:
-    return CpuMeter({"workers": [w.proc.pid for w in workers],
+def cpu_meter(broker: EmbeddedBroker, worker_pids: list[int]) -> CpuMeter:
+    """The meter both runs use: their workers, the broker and this process."""
+    return CpuMeter({"workers": worker_pids,
                      "broker": [broker.proc.pid] if broker.proc else [],
                      "bench (this process)": [os.getpid()]})
 
@@ -372,14 +373,14 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
         n = feed(feeder, lines, 0, also)
         print(f"preloaded {n:,} events in {time.monotonic() - t:.0f}s", flush=True)
         start_workers()
-        meter = cpu_meter(broker, workers)
+        meter = cpu_meter(broker, [w.proc.pid for w in workers])
         sampler.start()
         secs = timed_drain(broker.bootstrap, settings.app_id, topics, args.partitions, n,
                            alive, args.timeout,
                            done=lambda: stored_events(settings.sqlite_path) >= n)
     else:
         start_workers()
-        meter = cpu_meter(broker, workers)
+        meter = cpu_meter(broker, [w.proc.pid for w in workers])
         warm = simulated_lines(build_matrix(seed=99), 200)
         feed(feeder, warm, 0)  # a worker that has joined and drained before the clock
         timed_drain(broker.bootstrap, settings.app_id, topics, args.partitions, 200,
@@ -458,9 +459,7 @@ def run_bare(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
                  "--without-web"],  # else the second worker fails to bind 6066
                 stdout=log, stderr=subprocess.STDOUT,
                 env={**env, "BARE_DATADIR": str(work / f"{group}{i}")}))
-    meter = CpuMeter({"workers": [p.pid for p in procs],
-                      "broker": [broker.proc.pid] if broker.proc else [],
-                      "bench (this process)": [os.getpid()]})
+    meter = cpu_meter(broker, [p.pid for p in procs])
     try:
         secs = timed_drain(broker.bootstrap, group, ["bare-src"], args.partitions, n,
                            lambda: all(p.poll() is None for p in procs), args.timeout)

@@ -394,8 +394,10 @@ class RuleEngine:
         last three).
         """
         recent = c.get("recent")
-        if recent and c["last_closed"] is not None and recent[0][0] < c["last_closed"] + bucket:
-            floor = c["last_closed"] + bucket
+        if not recent or c["last_closed"] is None:
+            return
+        floor = c["last_closed"] + bucket  # start of the earliest bucket still open
+        if recent[0][0] < floor:
             c["recent"] = [r for r in recent if r[0] >= floor]
 
     @staticmethod

@@ -168,14 +168,15 @@ _MIX = TrainConfig(
     name=MIX_NAME, moe=True, bits=22, w_pol_weibo=0.5, w_pol_osm=1.5, gate_offset=2.0
 )
 _WORDS = replace(_MIX, name=WORDS_NAME, word_view=True, word_mix=0.25)
+_LEX = replace(_WORDS, name=LEX_NAME, lexicon=True)
 PRESETS: dict[str, TrainConfig] = {
     MODEL_NAME: TrainConfig(),
     MOE_NAME: TrainConfig(name=MOE_NAME, moe=True),
     MIX_NAME: _MIX,
     WORDS_NAME: _WORDS,
-    LEX_NAME: replace(_WORDS, name=LEX_NAME, lexicon=True),
+    LEX_NAME: _LEX,
+    OSM_NAME: replace(_LEX, name=OSM_NAME, osm_expert=True),
 }
-PRESETS[OSM_NAME] = replace(PRESETS[LEX_NAME], name=OSM_NAME, osm_expert=True)
 _FILES = {
     MODEL_NAME: MODEL_FILE,
     MOE_NAME: MOE_FILE,
