@@ -133,6 +133,17 @@ def histogram_quantiles(texts: list[str], name: str, stage: str) -> tuple[int, f
     return int(total), (q(0.50) if total else float("nan")), (q(0.99) if total else float("nan"))
 
 
+def changelog_bytes(texts: list[str]) -> dict[str, float]:
+    """Bytes written per write-behind table (key + value), summed over the workers."""
+    out: dict[str, float] = {}
+    for text in texts:
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                if s.name == "matrixwatch_changelog_bytes_total":
+                    out[s.labels["table"]] = out.get(s.labels["table"], 0.0) + s.value
+    return out
+
+
 def kafka_messages(texts: list[str]) -> dict[str, tuple[float, float]]:
     """Per topic (received, sent) by the workers, from Faust's own counters and the
     write-behind tables' changelog counter (those records bypass Faust's send path)."""
@@ -437,6 +448,9 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
             print(f"  {topic:<40} {r / n:6.3f} / {w / n:6.3f}")
         print(f"  {'all':<40} {sum(r for r, _ in msgs.values()) / n:6.3f} / "
               f"{sum(w for _, w in msgs.values()) / n:6.3f}")
+    if sizes := changelog_bytes(metrics):
+        print("changelog bytes per input event (key + value): " + ", ".join(
+            f"{table} {b / n:,.0f}" for table, b in sorted(sizes.items())))
     print(f"consumer lag over time, every {args.sample:g}s (broker lag: all pipeline topics, "
           "from ListOffsets, which Tansu under-reports on big backlogs; not yet stored: "
           "input events minus events in the store):")

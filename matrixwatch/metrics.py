@@ -32,6 +32,10 @@ CHANGELOG_RECORDS = Counter(
     "matrixwatch_changelog_records_total",
     "State records written to a table's changelog by the write-behind flush", ["table"]
 )
+CHANGELOG_BYTES = Counter(
+    "matrixwatch_changelog_bytes_total",
+    "Key and value bytes of those records (what the broker stores for the table)", ["table"]
+)
 SENTIMENT_SECONDS = Histogram(
     "matrixwatch_sentiment_batch_seconds", "Seconds to score one batch (off the event loop)"
 )

@@ -364,9 +364,10 @@ class RuleEngine:
         sigs: list[SpikeSignal] = []
         if c.get("wm") is None or wm > c["wm"]:
             c["wm"] = wm
-            if surge:
-                self._inject_neg(c)
-            sigs += counter.advance(c, wm)
+            if not counter.idle(c, wm):
+                if surge:
+                    self._inject_neg(c)
+                sigs += counter.advance(c, wm)
         if match:
             negative = ev.sentiment_label == "negative"
             if not counter.add(c, ev.doc_id, ev.ts, negative):

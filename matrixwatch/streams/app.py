@@ -22,6 +22,7 @@ import gc
 import heapq
 import logging
 import math
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -352,9 +353,12 @@ def create_app(
         finally:
             await stored
         now = datetime.now(tz=UTC).timestamp()
+        out_by: Counter[tuple[str, str]] = Counter()
         for e in scored:
-            metrics.child(metrics.EVENTS_OUT, kind=e.kind, platform=e.platform).inc()
+            out_by[e.kind, e.platform] += 1
             to_store.observe(max(now - epoch(e.collected_at), 0.0))
+        for (kind, platform), n in out_by.items():
+            metrics.child(metrics.EVENTS_OUT, kind=kind, platform=platform).inc(n)
         to_activity = Packer(settings.partitions)
         for e in scored:
             if (key := engine.activity_key(e)) is not None:
@@ -382,7 +386,7 @@ def create_app(
         for e in scored:
             key = f"{e.platform}:{e.owner_id}"
             states[key], out = engine.on_event(
-                states[key] if key in states else owner_table.get(key), e)
+                states[key] if key in states else owner_state.get(key), e)
             alerts += [a.derive(observed_at=e.collected_at) for a in out]
         return alerts, states
 
@@ -398,9 +402,9 @@ def create_app(
             return [], {}
         alerts: list[Alert] = []
         changes: dict[str, Any] = {}
-        keys = set(owner_table.keys()) | set(overlay or {})
+        keys = set(owner_state.data) | set(overlay or {})
         for key in sorted(keys):
-            state = (overlay or {}).get(key, owner_table.get(key))
+            state = (overlay or {}).get(key, owner_state.get(key))
             new, out = engine.sweep(key, state, watermark)
             if out or new != state:
                 changes[key] = new
@@ -417,7 +421,7 @@ def create_app(
             await emit(alerts)
             owner_state.update(changes)
             if changes:  # no offset commit may follow soon: sweeps see no new events
-                await owner_state.flush(app)
+                await owner_state.flush(app, only=changes)
         except Exception:
             log.exception("periodic sweep failed; retrying at the next interval")
 
@@ -463,7 +467,7 @@ def create_app(
             for e in items:
                 key = f"{e.platform}:{e.account_id}"
                 states[key], out = engine.on_author_activity(
-                    states[key] if key in states else owner_table.get(key), e)
+                    states[key] if key in states else owner_state.get(key), e)
                 alerts += out
             await emit(alerts)
             owner_state.update(states)
@@ -523,7 +527,7 @@ def create_app(
         if clock["stale"]:
             heap.clear()
             clock["due"].clear()
-            for key, box in task_table.items():  # never evaluated here: every time counts
+            for key, box in task_state.data.items():  # never evaluated here: every time counts
                 schedule(key, next_due(box, -math.inf) if box else None)
             clock["stale"] = False
         keys = []
@@ -548,14 +552,14 @@ def create_app(
             if e.kind == WATERMARK_KIND:  # end of input: its time is the partition's time
                 continue
             for key in tracker.route(e):
-                box = touched[key] if key in touched else task_table.get(key)
+                box = touched[key] if key in touched else task_state.get(key)
                 box, changed = tracker.apply_changed(box, e, key)
                 if changed or key in touched:
                     touched[key] = box
         watermark = link_wm.value()
         for key in due_keys(watermark):
             if key not in touched:
-                touched[key] = task_table.get(key)
+                touched[key] = task_state.get(key)
         closed: list[LinkageResult] = []
         alerts: list[Alert] = []
         states: dict[str, Any] = {}
@@ -592,7 +596,7 @@ def create_app(
                 for a in items:
                     key = Dispatcher.key(a)
                     states[key], decision = dispatcher.decide(
-                        states[key] if key in states else dispatch_table.get(key), a)
+                        states[key] if key in states else dispatch_state.get(key), a)
                     held.advance(epoch(a.timestamp))
                     if decision.store:
                         keep.append(decision.alert)
@@ -631,12 +635,12 @@ def create_app(
     def flush_held(states: dict[str, Any]) -> list[Any]:
         """Digests of the alerts held in quiet windows that ended by the dispatcher's
         clock; ``states`` (decided, not saved yet) is read first and takes the changes."""
-        keys = held.keys_due(dispatch_table.items, states)
+        keys = held.keys_due(dispatch_state.data.items, states)
         changes, digests = dispatcher.flush(
-            [(k, states[k] if k in states else dispatch_table.get(k)) for k in keys],
+            [(k, states[k] if k in states else dispatch_state.get(k)) for k in keys],
             held.clock)
         states.update(changes)
-        held.note([(k, states[k] if k in states else dispatch_table.get(k)) for k in keys])
+        held.note([(k, states[k] if k in states else dispatch_state.get(k)) for k in keys])
         return digests
 
     @dispatch_table.on_recover  # type: ignore[untyped-decorator]
@@ -659,7 +663,7 @@ def create_app(
             dispatch_state.update(states)
             held.note(states.items())
         if states:  # a timer: no offset commit may follow soon
-            await dispatch_state.flush(app)
+            await dispatch_state.flush(app, only=states)
 
     @app.agent(topics["dlq"])
     async def dead_letters(stream: faust.StreamT[DeadLetter]) -> None:

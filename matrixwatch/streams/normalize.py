@@ -342,6 +342,7 @@ def _is_digits(s: str) -> bool:
     return s.isascii() and s.isdigit()
 
 
+@lru_cache(maxsize=8192)  # every comment of a post and every alert on it link the post
 def mid_to_bid(mid: str | int) -> str:
     """Numeric post id → the base62 id used in URLs (weibo.com/<uid>/<bid>).
 
@@ -719,7 +720,7 @@ def _check_time_bounds(event: Event, max_future: float, wall_clock: datetime | N
         value: str | None = getattr(event, name)
         if value is None:
             continue
-        ts = epoch(value)
+        ts = event.ts if name == "created_at" else epoch(value)  # .ts caches it
         if ts < _EARLIEST_TS:
             raise InvalidInput(f"bad time: {name}: before 2000-01-01: {value[:40]}")
         if ts > latest:

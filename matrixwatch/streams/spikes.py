@@ -168,6 +168,7 @@ class SpikeDetector:
         self._a_var = 1.0 - 0.5 ** (p.bucket_seconds / p.var_half_life)
         # After this many buckets both rates are at their EWMA values (see _learn).
         self._ramp = math.ceil(1.0 / min(self._a_mean, self._a_var))
+        self._warmup = p.warmup_buckets  # a property of a frozen dataclass: compute once
 
     def may_fire(self, value: float) -> bool:
         """Cheap pre-check: below the absolute floor no bucket can ever fire."""
@@ -185,7 +186,7 @@ class SpikeDetector:
         n = s["n"]
         a_m = max(self._a_mean, 1.0 / (n + 1))
         a_v = max(self._a_var, 1.0 / (n + 1))
-        if n >= self.params.warmup_buckets:
+        if n >= self._warmup:
             x = min(x, s["m"] + self.params.clip * math.sqrt(self.expected(s)[1]))
         d = x - s["m"]
         s["m"] += a_m * d
@@ -246,7 +247,7 @@ class SpikeDetector:
 
         signal = None
         m, v = self.expected(s)
-        if s["n"] >= p.warmup_buckets and value >= p.min_count and value >= p.min_ratio * m:
+        if s["n"] >= self._warmup and value >= p.min_count and value >= p.min_ratio * m:
             score = nb_log10_sf(value, m, v)
             level = sum(1 for th in p.thresholds if score >= th) - 1
             quiet = s["until"] is not None and t < s["until"]

