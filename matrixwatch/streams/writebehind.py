@@ -56,12 +56,24 @@ class WriteBehind:
         return self.data.get(key)
 
     def set(self, key: str, value: Any) -> None:
-        """Store ``value`` (None deletes) now; its changelog record waits for a flush."""
-        data = self.data
+        """Store ``value`` (None deletes) now; its changelog record waits for a flush.
+
+        A memory store is also told the key's partition, as its own changelog recovery
+        does: after a rebalance it then drops the keys of partitions this worker no
+        longer owns (``Store.on_recovery_completed``). Written around it, they stayed in
+        memory, and the periodic sweep kept evaluating owners another worker now has.
+        """
+        store = self.table.data
+        memory = isinstance(store, MemoryStore)
+        data = store.data if memory else store
         if value is None:
             data.pop(key, None)
+            if memory:
+                store._key_partition.pop(key, None)
         else:
             data[key] = value
+            if memory and key not in store._key_partition:
+                store._key_partition[key] = partition_of(key, self.partitions)
         self.dirty.add(key)
 
     def update(self, states: Mapping[str, Any]) -> None:

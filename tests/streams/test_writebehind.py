@@ -164,11 +164,30 @@ def test_a_memory_store_is_read_and_written_through_its_dict() -> None:
     directly (no sensors), and the table's own reads see the same values."""
     from faust.stores.memory import Store
 
-    store = Store.__new__(Store)  # no app needed: only its dict is used
-    store.data = {}
+    store = Store.__new__(Store)  # no app needed: only its dicts are used
+    store.data, store._key_partition = {}, {}
     wb = WriteBehind(_Table(data=store), 4)  # type: ignore[arg-type]
     wb.set("weibo:1", {"n": 1})
     assert store.data == {"weibo:1": {"n": 1}} and store["weibo:1"] == {"n": 1}
     assert wb.get("weibo:1") == {"n": 1} and wb.get("weibo:2") is None
     wb.set("weibo:1", None)
     assert store.data == {} and wb.get("weibo:1") is None
+
+
+async def test_keys_of_partitions_moved_away_are_dropped_after_a_rebalance() -> None:
+    """Faust's memory store forgets keys of partitions no longer active once recovery
+    completes, but only keys it knows the partition of: the write-behind tells it."""
+    from faust.stores.memory import Store
+    from faust.types import TP
+
+    store = Store.__new__(Store)
+    store.data, store._key_partition = {}, {}
+    wb = WriteBehind(_Table(data=store), 4)  # type: ignore[arg-type]
+    keys = [f"weibo:{i}" for i in range(40)]
+    for k in keys:
+        wb.set(k, {"k": k})
+    wb.set(keys[0], None)
+    kept = {0, 2}
+    await store.on_recovery_completed({TP(TOPIC, p) for p in kept}, set())
+    assert set(store.data) == {k for k in keys[1:] if partition_of(k, 4) in kept}
+    assert set(store._key_partition) == set(store.data)
