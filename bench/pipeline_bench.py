@@ -43,6 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from matrixwatch.broker import EmbeddedBroker, ensure_topics
 from matrixwatch.collectors.simulator import (
@@ -112,18 +113,21 @@ def quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def histogram_quantiles(texts: list[str], name: str, stage: str) -> tuple[int, float, float]:
+def scraped_samples(texts: list[str]) -> list[Sample]:
+    """Every sample of the workers' /metrics pages, parsed once for all the figures."""
+    return [s for text in texts for fam in text_string_to_metric_families(text)
+            for s in fam.samples]
+
+
+def histogram_quantiles(samples: list[Sample], name: str, stage: str
+                        ) -> tuple[int, float, float]:
     """(count, p50, p99) of one stage of a Prometheus histogram summed over workers,
     interpolated within buckets."""
     counts: dict[float, float] = {}
-    for text in texts:
-        for fam in text_string_to_metric_families(text):
-            if fam.name != name:
-                continue
-            for s in fam.samples:
-                if s.name.endswith("_bucket") and s.labels.get("stage") == stage:
-                    le = float(s.labels["le"])
-                    counts[le] = counts.get(le, 0.0) + s.value
+    for s in samples:
+        if s.name == f"{name}_bucket" and s.labels.get("stage") == stage:
+            le = float(s.labels["le"])
+            counts[le] = counts.get(le, 0.0) + s.value
     buckets = sorted(counts.items())
     total = buckets[-1][1] if buckets else 0.0
 
@@ -140,32 +144,28 @@ def histogram_quantiles(texts: list[str], name: str, stage: str) -> tuple[int, f
     return int(total), (q(0.50) if total else float("nan")), (q(0.99) if total else float("nan"))
 
 
-def changelog_bytes(texts: list[str]) -> dict[str, float]:
+def changelog_bytes(samples: list[Sample]) -> dict[str, float]:
     """Bytes written per write-behind table (key + value), summed over the workers."""
     out: dict[str, float] = {}
-    for text in texts:
-        for fam in text_string_to_metric_families(text):
-            for s in fam.samples:
-                if s.name == "matrixwatch_changelog_bytes_total":
-                    out[s.labels["table"]] = out.get(s.labels["table"], 0.0) + s.value
+    for s in samples:
+        if s.name == "matrixwatch_changelog_bytes_total":
+            out[s.labels["table"]] = out.get(s.labels["table"], 0.0) + s.value
     return out
 
 
-def kafka_messages(texts: list[str]) -> dict[str, tuple[float, float]]:
+def kafka_messages(samples: list[Sample]) -> dict[str, tuple[float, float]]:
     """Per topic (received, sent) by the workers, from Faust's own counters and the
     write-behind tables' changelog counter (those records bypass Faust's send path)."""
     out: dict[str, list[float]] = {}
-    for text in texts:
-        for fam in text_string_to_metric_families(text):
-            for s in fam.samples:
-                if s.name == "faust_messages_received_per_topic_total":
-                    out.setdefault(s.labels["topic"], [0.0, 0.0])[0] += s.value
-                elif s.name == "faust_topic_messages_sent_total":
-                    topic = s.labels["topic"].removeprefix("topic.")
-                    out.setdefault(topic, [0.0, 0.0])[1] += s.value
-                elif s.name == "matrixwatch_changelog_records_total":  # write-behind
-                    topic = f"{s.labels['table']}-changelog (write-behind)"
-                    out.setdefault(topic, [0.0, 0.0])[1] += s.value
+    for s in samples:
+        if s.name == "faust_messages_received_per_topic_total":
+            out.setdefault(s.labels["topic"], [0.0, 0.0])[0] += s.value
+        elif s.name == "faust_topic_messages_sent_total":
+            topic = s.labels["topic"].removeprefix("topic.")
+            out.setdefault(topic, [0.0, 0.0])[1] += s.value
+        elif s.name == "matrixwatch_changelog_records_total":  # write-behind
+            topic = f"{s.labels['table']}-changelog (write-behind)"
+            out.setdefault(topic, [0.0, 0.0])[1] += s.value
     return {t: (r, w) for t, (r, w) in out.items()}
 
 
@@ -439,15 +439,16 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
     print(f"\nfull pipeline: {n:,} events in {secs:.1f}s = {out['rate']:,.0f} events/s ({how})")
     print("latency from collection (worker histogram, interpolated within buckets, so "
           "coarse above 60 s):")
+    scraped = scraped_samples(metrics)
     for stage, label in (("store", "event → store"), ("alert", "event → alert stored"),
                          ("notify", "event → notification sent")):
-        c, p50, p99 = histogram_quantiles(metrics, "matrixwatch_end_to_end_seconds", stage)
+        c, p50, p99 = histogram_quantiles(scraped, "matrixwatch_end_to_end_seconds", stage)
         print(f"  {label:<27} n={c:>9,}  p50={p50:8.2f}s  p99={p99:8.2f}s")
     lat = hook.latencies()
     print(f"  {'event → webhook received':<27} n={len(lat):>9,}  p50={quantile(lat, .5):8.2f}s"
           f"  p99={quantile(lat, .99):8.2f}s  (exact, local receiver; "
           f"{len(hook.arrivals):,} deliveries incl. time-driven and digests)")
-    msgs = kafka_messages(metrics)
+    msgs = kafka_messages(scraped)
     if msgs:
         print("Kafka messages per input event, received / sent by the workers "
               "(Faust's counters):")
@@ -455,7 +456,7 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
             print(f"  {topic:<40} {r / n:6.3f} / {w / n:6.3f}")
         print(f"  {'all':<40} {sum(r for r, _ in msgs.values()) / n:6.3f} / "
               f"{sum(w for _, w in msgs.values()) / n:6.3f}")
-    if sizes := changelog_bytes(metrics):
+    if sizes := changelog_bytes(scraped):
         print("changelog bytes per input event (key + value): " + ", ".join(
             f"{table} {b / n:,.0f}" for table, b in sorted(sizes.items())))
     print(f"consumer lag over time, every {args.sample:g}s (broker lag: all pipeline topics, "
