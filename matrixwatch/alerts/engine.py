@@ -296,12 +296,12 @@ class RuleEngine:
         """Record a post/repost as its author's activity (stale_account only); see
         :meth:`activity_key`. Volume and the other rules are not touched."""
         st = state if state is not None else {"v": STATE_VERSION, "max_ts": None, "rules": {}}
-        own = event.derive(owner_id=event.account_id)
-        acc = self._acc(own.platform, own.owner_id)
+        acc = self._acc(event.platform, event.account_id)
         alerts: list[Alert] = []
         for rule in self.event_rules:
             if rule.type == "stale_account":
-                rs, out = self._stale_event(rule, st["rules"].get(rule.name), own, acc)
+                rs, out = self._stale_event(rule, st["rules"].get(rule.name), event, acc,
+                                            owner=event.account_id)
                 if rs is not None:
                     st["rules"][rule.name] = rs
                 alerts += out
@@ -481,18 +481,21 @@ class RuleEngine:
         )]
 
     # stale_account ------------------------------------------------------------------------
-    def _stale_event(self, rule: Rule, rs: dict | None, ev: Event, acc: Account | None
-                     ) -> tuple[dict | None, list[Alert]]:
+    def _stale_event(self, rule: Rule, rs: dict | None, ev: Event, acc: Account | None,
+                     owner: str | None = None) -> tuple[dict | None, list[Alert]]:
+        """``owner``: whose state this is (default the event's owner; the author for a
+        post keyed to another owner, without rebuilding the event for it)."""
+        owner = ev.owner_id if owner is None else owner
         kinds = rule.filter.kinds or ("post", "repost")
-        if (ev.kind not in kinds or ev.account_id != ev.owner_id
-                or not rule.filter.matches_account(ev.platform, ev.owner_id, acc)):
+        if (ev.kind not in kinds or ev.account_id != owner
+                or not rule.filter.matches_account(ev.platform, owner, acc)):
             return rs, []
         ts = ev.ts
         if rs is not None and ts <= rs["last"]:
             return rs, []
         out = []
         if rs is not None:  # the silence before this post may have been long enough
-            out = self._stale_due(rule, rs, ev.platform, ev.owner_id, ts)
+            out = self._stale_due(rule, rs, ev.platform, owner, ts)
         return {"last": ts, "iso": ev.created_at, "id": ev.id, "n": 0}, out
 
     def _stale_due(self, rule: Rule, rs: dict, platform: str, account_id: str,

@@ -206,8 +206,10 @@ def create_app(
     # use_partitioner: batched agents update tables outside Faust's per-event context;
     # the key's partition is then computed from the same JSON key bytes and murmur2
     # partitioner as the source topic's, so table and topic stay co-partitioned.
+    # Values are the changelog's bytes: WriteBehind encodes on set and decodes on get.
     table_opts: dict[str, Any] = {"default": None, "partitions": settings.partitions,
-                                  "use_partitioner": True, "key_type": str}
+                                  "use_partitioner": True, "key_type": str,
+                                  "value_type": bytes}
     owner_table = app.Table("owner_state", **table_opts)  # rule state per owner account
     task_table = app.Table("linkage_tasks", **table_opts)
     dispatch_table = app.Table("alert_dispatch", **table_opts)  # realert/escalation per key
@@ -404,7 +406,7 @@ def create_app(
         changes: dict[str, Any] = {}
         keys = set(owner_state.data) | set(overlay or {})
         for key in sorted(keys):
-            state = (overlay or {}).get(key, owner_state.get(key))
+            state = overlay[key] if overlay and key in overlay else owner_state.get(key)
             new, out = engine.sweep(key, state, watermark)
             if out or new != state:
                 changes[key] = new
@@ -527,7 +529,7 @@ def create_app(
         if clock["stale"]:
             heap.clear()
             clock["due"].clear()
-            for key, box in task_state.data.items():  # never evaluated here: every time counts
+            for key, box in task_state.items():  # never evaluated here: every time counts
                 schedule(key, next_due(box, -math.inf) if box else None)
             clock["stale"] = False
         keys = []
@@ -635,7 +637,7 @@ def create_app(
     def flush_held(states: dict[str, Any]) -> list[Any]:
         """Digests of the alerts held in quiet windows that ended by the dispatcher's
         clock; ``states`` (decided, not saved yet) is read first and takes the changes."""
-        keys = held.keys_due(dispatch_state.data.items, states)
+        keys = held.keys_due(dispatch_state.items, states)
         changes, digests = dispatcher.flush(
             [(k, states[k] if k in states else dispatch_state.get(k)) for k in keys],
             held.clock)
