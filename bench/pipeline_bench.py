@@ -475,7 +475,8 @@ def run_bare(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
     group = ("bare-stock" if stock else "bare-bench") + (
         "" if workers == args.workers else f"-{workers}w")
     env = {**os.environ, "BARE_KAFKA_URL": broker.url, "BARE_APP_ID": group,
-           "BARE_STOCK": "1" if stock else "0", "BARE_PARTITIONS": str(args.partitions)}
+           "BARE_STOCK": "1" if stock else "0", "BARE_PARTITIONS": str(args.partitions),
+           "BARE_LOOP": Settings().event_loop}  # the workers' loop (MW_EVENT_LOOP)
     procs = []
     for i in range(workers):
         with open(work / f"{group}{i}.log", "ab") as log:

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from matrixwatch import eventloop
 from matrixwatch.settings import get_settings
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ def worker(
     settings = get_settings()
     if not settings.kafka_url:
         _fail("MW_KAFKA_URL is not set (use `matrixwatch run` for the embedded broker)")
+    eventloop.install(settings.event_loop)
     try:
         pipe = create_app(settings)
     except RegistryError as e:

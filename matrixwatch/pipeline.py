@@ -46,6 +46,7 @@ def worker_env(settings: Settings, kafka_url: str, **extra: str) -> dict[str, st
         MW_ALLOWED_LATENESS=str(settings.allowed_lateness),
         MW_SENTIMENT_MODEL=settings.sentiment_model,
         MW_BROKER_COMMIT_INTERVAL=str(settings.broker_commit_interval),
+        MW_EVENT_LOOP=settings.event_loop,
     )
     if settings.sqlite_path:
         env["MW_SQLITE_PATH"] = str(settings.sqlite_path)

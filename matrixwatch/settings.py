@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from matrixwatch.eventloop import EventLoop
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MW_", env_file=".env", extra="ignore")
@@ -54,6 +56,10 @@ class Settings(BaseSettings):
     )
 
     # --- worker ---------------------------------------------------------------------
+    event_loop: EventLoop = Field(
+        "uvloop", description="The workers' asyncio loop: uvloop (less CPU per message; "
+        "+8 % events/s on the load run, eventloop.py) or asyncio (the standard library's)."
+    )
     web_port: int = Field(6066, description="Faust web port: /metrics and the console.")
     web_enabled: bool = Field(True, description="Serve the web port (metrics).")
     web_bind: str = Field(
