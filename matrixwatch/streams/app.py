@@ -206,10 +206,8 @@ def create_app(
     # use_partitioner: batched agents update tables outside Faust's per-event context;
     # the key's partition is then computed from the same JSON key bytes and murmur2
     # partitioner as the source topic's, so table and topic stay co-partitioned.
-    # Values are the changelog's bytes: WriteBehind encodes on set and decodes on get.
     table_opts: dict[str, Any] = {"default": None, "partitions": settings.partitions,
-                                  "use_partitioner": True, "key_type": str,
-                                  "value_type": bytes}
+                                  "use_partitioner": True, "key_type": str}
     owner_table = app.Table("owner_state", **table_opts)  # rule state per owner account
     task_table = app.Table("linkage_tasks", **table_opts)
     dispatch_table = app.Table("alert_dispatch", **table_opts)  # realert/escalation per key
