@@ -25,7 +25,7 @@ share condition.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -278,6 +278,30 @@ class RuleEngine:
                 st["rules"][rule.name] = rs
             alerts.extend(out)
         return st, alerts
+
+    def fold(self, events: Iterable[Event], state_of: Callable[[str], dict | None]
+             ) -> tuple[list[Alert], dict[str, dict], list[tuple[Event, Exception]]]:
+        """:meth:`on_event` for a batch, in order, per owner key (``platform:owner``).
+
+        Returns the alerts (``observed_at`` = the firing event's collection time), the
+        new state of every key touched, and the events that raised with their exception.
+        An event that raises is left out and the batch goes on: retried event by event,
+        the events before it would be folded a second time into states already changed
+        in place (their "fired" marks set, their alerts not yet sent).
+        """
+        alerts: list[Alert] = []
+        states: dict[str, dict] = {}
+        failed: list[tuple[Event, Exception]] = []
+        for e in events:
+            key = f"{e.platform}:{e.owner_id}"
+            try:
+                states[key], out = self.on_event(
+                    states[key] if key in states else state_of(key), e)
+            except Exception as exc:
+                failed.append((e, exc))
+                continue
+            alerts += [a.derive(observed_at=e.collected_at) for a in out]
+        return alerts, states, failed
 
     def activity_key(self, event: Event) -> str | None:
         """The author's key when a matrix account's post or repost is keyed to another

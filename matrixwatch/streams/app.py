@@ -345,7 +345,9 @@ def create_app(
         stored = asyncio.ensure_future(write(store.write_events, scored, "events"))
         await asyncio.sleep(0)
         try:
-            alerts, states = apply_rules(scored)
+            # Per owner key, in partition order; the states are persisted only after the
+            # alerts are out. An event the engine cannot fold is dead-lettered below.
+            alerts, states, failed = engine.fold(scored, owner_state.get)
             if final:  # end of a finite input: time-driven rules see the last event time
                 more, changes = sweep(owner_wm.latest(), states)
                 alerts += more
@@ -365,6 +367,8 @@ def create_app(
                 to_activity.add(key, e)
         await emit(alerts, await send_packs(topics["activity"], to_activity))
         owner_state.update(states)
+        for e, exc in failed:
+            await quarantine([e], "rules", exc)
 
     def set_owner_fields(e: Event) -> None:
         acc = registry.get(e.platform, e.owner_id)
@@ -376,19 +380,6 @@ def create_app(
     to_store = metrics.child(metrics.E2E_LATENCY, stage="store")
 
     owner_wm = PartitionWatermark(settings.allowed_lateness, settings.idle_partition_after)
-
-    def apply_rules(scored: Iterable[Event]) -> tuple[list[Alert], dict[str, Any]]:
-        """Per owner key, in partition order: the rule engine folds each event into the
-        owner's state (spikes, surges, keywords, questions). Returns the alerts and the
-        new states; the caller persists the states only after the alerts are out."""
-        alerts: list[Alert] = []
-        states: dict[str, Any] = {}
-        for e in scored:
-            key = f"{e.platform}:{e.owner_id}"
-            states[key], out = engine.on_event(
-                states[key] if key in states else owner_state.get(key), e)
-            alerts += [a.derive(observed_at=e.collected_at) for a in out]
-        return alerts, states
 
     def sweep(watermark: float, overlay: dict[str, Any] | None = None,
               ) -> tuple[list[Alert], dict[str, Any]]:
@@ -699,7 +690,8 @@ def create_app(
         An exception escaping an agent makes Faust restart it past the batch, losing it
         silently; here every event of the batch is kept in the DLQ instead.
         """
-        log.exception("%s failed on a batch of %d; dead-lettering it", stage, len(items))
+        log.error("%s failed on a batch of %d; dead-lettering it", stage, len(items),
+                  exc_info=exc)
         reason = f"{stage} error: {type(exc).__name__}: {exc}"[:500]
         for e in items:
             await send_dead_letter(reason, f"{stage}:{e.platform}:{e.id}", e.dumps(), None)

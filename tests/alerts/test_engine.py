@@ -478,3 +478,35 @@ def test_absurd_times_do_not_break_the_wording() -> None:
 def test_disabled_rules_are_skipped() -> None:
     r = replace(RULES["volume_spike"], enabled=False)
     assert run(RuleEngine([r], REG), quiet_history() + burst(40)) == []
+
+
+# --- a batch ----------------------------------------------------------------------------
+def test_fold_equals_event_by_event_and_sets_observed_at() -> None:
+    eng = engine("volume_spike")
+    events = quiet_history() + burst(30)
+    alerts, states, failed = eng.fold(events, lambda key: None)
+    assert failed == []
+    assert [a.id for a in alerts] == [a.id for a in run(eng, events)]
+    fired_by = {e.created_at: e.collected_at for e in events}
+    assert all(a.observed_at == fired_by[a.timestamp] for a in alerts)
+    assert set(states) == {f"weibo:{A2}"}
+
+
+def test_an_event_that_raises_is_left_out_and_the_batch_goes_on() -> None:
+    """Retried event by event, the events before a poison one would be folded twice into
+    states already changed in place: fold keeps going instead and reports it."""
+    eng = engine("volume_spike")
+    events = quiet_history() + burst(30)
+    poison = events[len(events) // 2]
+    plain = eng.on_event
+
+    def on_event(state: dict | None, e: object) -> tuple[dict, list]:
+        if e is poison:
+            raise RuntimeError("engine bug")
+        return plain(state, e)
+
+    eng.on_event = on_event  # type: ignore[method-assign]
+    alerts, _, failed = eng.fold(events, lambda key: None)
+    assert [(e.id, str(x)) for e, x in failed] == [(poison.id, "engine bug")]
+    rest = [e for e in events if e is not poison]
+    assert [a.id for a in alerts] == [a.id for a in run(engine("volume_spike"), rest)]
