@@ -119,7 +119,9 @@ def test_yaml_inputs_refuse_python_tags(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("value", ["a\x1fb", "!!int abc", "!!float abc", "!!bool abc",
-                                   "!!timestamp 2001-13-45"])
+                                   "!!timestamp 2001-13-45",
+                                   # empty: IndexError inside PyYAML (found by the fuzzer)
+                                   "!!int", "!!float", "!!bool", "!!timestamp"])
 def test_rule_loader_reports_bad_yaml_as_rule_error(value: str, tmp_path: Path) -> None:
     """PyYAML's own errors (a control character: ReaderError, raised when the loader is
     built; a tagged scalar that does not convert: ValueError/KeyError from the

@@ -184,13 +184,14 @@ def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, doc: Doc) -> An
 def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, doc: Doc) -> Any:
     """The safe constructor's value for a scalar, or SourceError at its line.
 
-    A tagged scalar that does not convert (``!!int abc``, ``!!timestamp 2001-13-45``)
-    raises plain ValueError/KeyError/... inside PyYAML, not a YAMLError (those, such as
-    an unknown tag, carry their own mark and are reported by :func:`parse`).
+    A tagged scalar that does not convert (``!!int abc``, ``!!timestamp 2001-13-45``,
+    an empty ``!!int``) raises plain ValueError/KeyError/IndexError/... inside PyYAML,
+    not a YAMLError (those, such as an unknown tag, carry their own mark and are
+    reported by :func:`parse`).
     """
     try:
         return loader.construct_object(node, deep=True)
-    except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError):
         raise SourceError(f"{doc.file}:{node.start_mark.line + 1}: "
                           f"{dotted(path) or '(document)'}: invalid YAML: not a valid "
                           f"!!{node.tag.rsplit(':', 1)[-1]}: {str(node.value)[:60]!r}"
