@@ -1,10 +1,10 @@
 """Which asyncio event loop a worker runs on.
 
 uvloop (libuv) runs the same asyncio code with less overhead per callback, socket write
-and timer. The worker is CPU-bound under load and spends much of its time in the loop's
-machinery (Faust's per-message tasks and futures, Kafka and HTTP sockets): on 300k
-events of the 10k-account feed, 2 workers, uvloop gave 4,266 events/s against 3,959
-with asyncio's own loop, and 106 s of worker CPU against 113.5 s.
+and timer, and a worker spends much of its CPU in that machinery (Faust's per-message
+tasks and futures, Kafka and HTTP sockets). On 300k events of the 10k-account feed,
+2 workers, uvloop gave 4,266 events/s against 3,959 with asyncio's own loop, and 106 s
+of worker CPU against 113.5 s. The bench's bare Faust ceiling runs on the same loop.
 """
 
 from __future__ import annotations
