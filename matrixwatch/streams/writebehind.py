@@ -7,9 +7,10 @@ that path was about a fifth of the worker's CPU. Most of those records are super
 within the same second by the next write of the same key.
 
 Here a write updates the table's in-memory store at once (reads see it immediately) and
-only marks the key dirty. Before Faust commits offsets, every dirty key's latest value is
-produced to the changelog in one pass, straight to the producer, and Faust's commit then
-waits for those records before it commits the offsets.
+keeps the key's record pending (the latest write of a key replaces its earlier one).
+Before Faust commits offsets, every pending record is produced to the changelog in one
+pass, straight to the producer, and Faust's commit then waits for those records before it
+commits the offsets.
 
 A value's record is encoded when it is set, not at the flush. The engines fold events
 into their state dicts in place, and a commit can run while a batch awaits its sends: a
