@@ -67,7 +67,12 @@ from matrixwatch.streams.sentiment import get_model
 from matrixwatch.streams.sinks import make_store
 from matrixwatch.streams.sinks.base import Store
 from matrixwatch.streams.watermark import PartitionWatermark
-from matrixwatch.streams.writebehind import WriteBehind, before_offset_commit, flush_all
+from matrixwatch.streams.writebehind import (
+    ChangeGate,
+    WriteBehind,
+    before_offset_commit,
+    flush_all,
+)
 
 log = logging.getLogger(__name__)
 
@@ -211,10 +216,13 @@ def create_app(
     owner_table = app.Table("owner_state", **table_opts)  # rule state per owner account
     task_table = app.Table("linkage_tasks", **table_opts)
     dispatch_table = app.Table("alert_dispatch", **table_opts)  # realert/escalation per key
-    # The tables write their changelogs at offset commits (writebehind.py).
-    owner_state = WriteBehind(owner_table, settings.partitions)
-    task_state = WriteBehind(task_table, settings.partitions)
-    dispatch_state = WriteBehind(dispatch_table, settings.partitions)
+    # The tables write their changelogs at offset commits (writebehind.py). Every batch
+    # that changes their values (in place, then set after its outputs) runs inside
+    # gate.changing(), so a flush never encodes a batch half-done.
+    gate = ChangeGate()
+    owner_state = WriteBehind(owner_table, settings.partitions, gate)
+    task_state = WriteBehind(task_table, settings.partitions, gate)
+    dispatch_state = WriteBehind(dispatch_table, settings.partitions, gate)
     before_offset_commit(app, flush_all(app, [owner_state, task_state, dispatch_state]))
 
     model = get_model(settings.sentiment_model)
@@ -344,29 +352,31 @@ def create_app(
         # encode its rows and hand them over; both finish before anything is emitted.
         stored = asyncio.ensure_future(write(store.write_events, scored, "events"))
         await asyncio.sleep(0)
-        try:
-            # Per owner key, in partition order; the states are persisted only after the
-            # alerts are out. An event the engine cannot fold is dead-lettered below.
-            alerts, states, failed = engine.fold(scored, owner_state.get)
-            if final:  # end of a finite input: time-driven rules see the last event time
-                more, changes = sweep(owner_wm.latest(), states)
-                alerts += more
-                states.update(changes)
-        finally:
-            await stored
-        now = datetime.now(tz=UTC).timestamp()
-        out_by: Counter[tuple[str, str]] = Counter()
-        for e in scored:
-            out_by[e.kind, e.platform] += 1
-            to_store.observe(max(now - epoch(e.collected_at), 0.0))
-        for (kind, platform), n in out_by.items():
-            metrics.child(metrics.EVENTS_OUT, kind=kind, platform=platform).inc(n)
-        to_activity = Packer(settings.partitions)
-        for e in scored:
-            if (key := engine.activity_key(e)) is not None:
-                to_activity.add(key, e)
-        await emit(alerts, await send_packs(topics["activity"], to_activity))
-        owner_state.update(states)
+        async with gate.changing():
+            try:
+                # Per owner key, in partition order; the states are persisted only after
+                # the alerts are out. An event the engine cannot fold is dead-lettered
+                # below.
+                alerts, states, failed = engine.fold(scored, owner_state.get)
+                if final:  # end of a finite input: time-driven rules see the last time
+                    more, changes = sweep(owner_wm.latest(), states)
+                    alerts += more
+                    states.update(changes)
+            finally:
+                await stored
+            now = datetime.now(tz=UTC).timestamp()
+            out_by: Counter[tuple[str, str]] = Counter()
+            for e in scored:
+                out_by[e.kind, e.platform] += 1
+                to_store.observe(max(now - epoch(e.collected_at), 0.0))
+            for (kind, platform), n in out_by.items():
+                metrics.child(metrics.EVENTS_OUT, kind=kind, platform=platform).inc(n)
+            to_activity = Packer(settings.partitions)
+            for e in scored:
+                if (key := engine.activity_key(e)) is not None:
+                    to_activity.add(key, e)
+            await emit(alerts, await send_packs(topics["activity"], to_activity))
+            owner_state.update(states)
         for e, exc in failed:
             await quarantine([e], "rules", exc)
 
@@ -408,9 +418,10 @@ def create_app(
         crashes the whole worker (and the bad state would crash its restart too), so a
         failing sweep is logged and retried on the next beat instead."""
         try:
-            alerts, changes = sweep(owner_wm.value())
-            await emit(alerts)
-            owner_state.update(changes)
+            async with gate.changing():
+                alerts, changes = sweep(owner_wm.value())
+                await emit(alerts)
+                owner_state.update(changes)
             if changes:  # no offset commit may follow soon: sweeps see no new events
                 await owner_state.flush(app, only=changes)
         except Exception:
@@ -455,13 +466,14 @@ def create_app(
             items = [e for _, e in await unpack(packed, "activity")]
             alerts: list[Alert] = []
             states: dict[str, Any] = {}
-            for e in items:
-                key = f"{e.platform}:{e.account_id}"
-                states[key], out = engine.on_author_activity(
-                    states[key] if key in states else owner_state.get(key), e)
-                alerts += out
-            await emit(alerts)
-            owner_state.update(states)
+            async with gate.changing():
+                for e in items:
+                    key = f"{e.platform}:{e.account_id}"
+                    states[key], out = engine.on_author_activity(
+                        states[key] if key in states else owner_state.get(key), e)
+                    alerts += out
+                await emit(alerts)
+                owner_state.update(states)
 
     @app.agent(topics["health"])
     async def health(stream: faust.StreamT[CollectorHealth]) -> None:
@@ -538,37 +550,38 @@ def create_app(
             await isolated("linkage", [e for _, e in events], linkage_batch)
 
     async def linkage_batch(items: list[Event]) -> None:
-        touched: dict[str, Any] = {}
-        for e in items:
-            if e.kind == WATERMARK_KIND:  # end of input: its time is the partition's time
-                continue
-            for key in tracker.route(e):
-                box = touched[key] if key in touched else task_state.get(key)
-                box, changed = tracker.apply_changed(box, e, key)
-                if changed or key in touched:
-                    touched[key] = box
-        watermark = link_wm.value()
-        for key in due_keys(watermark):
-            if key not in touched:
-                touched[key] = task_state.get(key)
-        closed: list[LinkageResult] = []
-        alerts: list[Alert] = []
-        states: dict[str, Any] = {}
-        for key, box in touched.items():
-            if box is not None:
-                for task in box["tasks"].values():
-                    if not task["closed"]:
-                        alerts += engine.on_linkage_progress(task, watermark)
-                closed += tracker.close_due(box, watermark)
-                box = tracker.prune(box, watermark, settings.task_retention)
-            states[key] = box
-        # Outputs first, state after: a task marked closed (or a checkpoint marked fired)
-        # in the changelog must never stand for a result that was not written.
-        if closed:
-            await write(store.write_linkage, closed, "linkage")
-        alerts += [a for res in closed for a in engine.on_linkage_closed(res)]
-        await emit(alerts)
-        task_state.update(states)
+        async with gate.changing():
+            touched: dict[str, Any] = {}
+            for e in items:
+                if e.kind == WATERMARK_KIND:  # end of input: its time is the partition's time
+                    continue
+                for key in tracker.route(e):
+                    box = touched[key] if key in touched else task_state.get(key)
+                    box, changed = tracker.apply_changed(box, e, key)
+                    if changed or key in touched:
+                        touched[key] = box
+            watermark = link_wm.value()
+            for key in due_keys(watermark):
+                if key not in touched:
+                    touched[key] = task_state.get(key)
+            closed: list[LinkageResult] = []
+            alerts: list[Alert] = []
+            states: dict[str, Any] = {}
+            for key, box in touched.items():
+                if box is not None:
+                    for task in box["tasks"].values():
+                        if not task["closed"]:
+                            alerts += engine.on_linkage_progress(task, watermark)
+                    closed += tracker.close_due(box, watermark)
+                    box = tracker.prune(box, watermark, settings.task_retention)
+                states[key] = box
+            # Outputs first, state after: a task marked closed (or a checkpoint marked fired)
+            # in the changelog must never stand for a result that was not written.
+            if closed:
+                await write(store.write_linkage, closed, "linkage")
+            alerts += [a for res in closed for a in engine.on_linkage_closed(res)]
+            await emit(alerts)
+            task_state.update(states)
         for key, box in states.items():
             schedule(key, next_due(box, watermark) if box is not None else None)
         metrics.OPEN_TASKS.set(len(clock["due"]))
@@ -580,7 +593,7 @@ def create_app(
         the notifiers at once. Quiet-hours digests due by the batch's latest alert time go
         out first."""
         async for items in stream.take(batch, within=alert_within):
-            async with dispatch_lock:
+            async with dispatch_lock, gate.changing():
                 keep: list[Alert] = []
                 deliveries: list[tuple[Alert, str]] = []
                 states: dict[str, Any] = {}
@@ -647,7 +660,7 @@ def create_app(
             held.advance(owner_wm.latest())
         if dispatch_lock.locked():  # the agent is at it; it flushes with this clock too
             return
-        async with dispatch_lock:
+        async with dispatch_lock, gate.changing():
             states: dict[str, Any] = {}
             digests = flush_held(states)
             await notify([(d.alert, d.channel) for d in digests])

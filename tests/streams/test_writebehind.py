@@ -11,6 +11,7 @@ import orjson
 
 from matrixwatch.streams.packs import partition_of
 from matrixwatch.streams.writebehind import (
+    ChangeGate,
     WriteBehind,
     before_offset_commit,
     flush_all,
@@ -193,12 +194,84 @@ async def test_keys_of_partitions_moved_away_are_dropped_after_a_rebalance() -> 
     assert set(store._key_partition) == set(store.data)
 
 
-def test_a_record_is_the_value_as_set_not_as_later_changed_in_place() -> None:
-    """The engines fold events into their state dicts in place. A commit that runs while
-    a batch awaits its sends must write the state of the last finished batch."""
+async def test_a_flush_waits_for_a_batch_changing_state_in_place() -> None:
+    """The engines fold events into their state dicts in place and set them after the
+    batch's alerts are out. A commit that comes mid-batch must not write the half-folded
+    state (a "fired" mark whose alert was never sent); it writes the state after."""
+    app = _App(assigned={0, 1, 2, 3})
     wb = WriteBehind(_Table(), 4)
     state = {"n": 1, "fired": []}
     wb.set("weibo:1", state)
-    state["n"], state["fired"] = 2, ["alert not sent yet"]  # the next batch, mid-way
-    assert wb.get("weibo:1") is state  # reads see the live value
-    assert wb.records() == [(partition_of("weibo:1", 4), b'"weibo:1"', b'{"n":1,"fired":[]}')]
+    outputs_sent = asyncio.Event()
+
+    async def batch() -> None:
+        async with wb.gate.changing():
+            state["n"], state["fired"] = 2, ["a1"]  # folded in place
+            await outputs_sent.wait()  # the alert a1 is on its way to the broker
+            wb.set("weibo:1", state)
+
+    task = asyncio.create_task(batch())
+    await asyncio.sleep(0)
+    flush = asyncio.create_task(wb.flush(app))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert app.sent == [] and not flush.done()  # waits: the batch is half-done
+    outputs_sent.set()
+    await asyncio.wait_for(asyncio.gather(task, flush), 1)
+    assert app.sent == [(TOPIC, b'"weibo:1"', b'{"n":2,"fired":["a1"]}',
+                         partition_of("weibo:1", 4))]
+
+
+async def test_a_batch_starting_during_a_flush_waits_until_it_has_encoded() -> None:
+    gate = ChangeGate()
+    wb = WriteBehind(_Table(), 4, gate)
+    wb.set("weibo:1", {"n": 1})
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def first() -> None:
+        async with gate.changing():
+            order.append("first in")
+            await release.wait()
+
+    async def flush() -> None:
+        async with gate.quiet():
+            order.append("flush encodes")
+            await asyncio.sleep(0)  # a batch trying to start now must not get in
+            order.append("flush done")
+
+    async def second() -> None:
+        async with gate.changing():
+            order.append("second in")
+
+    t1 = asyncio.create_task(first())
+    await asyncio.sleep(0)
+    tf = asyncio.create_task(flush())
+    await asyncio.sleep(0)
+    t2 = asyncio.create_task(second())  # arrives while the flush waits for quiet
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert order == ["first in"] and gate.active == 1
+    release.set()
+    await asyncio.wait_for(asyncio.gather(t1, tf, t2), 1)
+    assert order == ["first in", "flush encodes", "flush done", "second in"]
+    assert gate.active == 0
+
+
+async def test_a_batch_that_raises_leaves_the_gate_open() -> None:
+    gate = ChangeGate()
+    try:
+        async with gate.changing():
+            raise RuntimeError("poison")
+    except RuntimeError:
+        pass
+    async with asyncio.timeout(1), gate.quiet():
+        assert gate.active == 0
+
+
+def test_a_record_is_the_value_at_the_flush() -> None:
+    wb = WriteBehind(_Table(), 4)
+    state = {"n": 1}
+    wb.set("weibo:1", state)
+    state["n"] = 2  # a later batch, finished, that changed it in place (and set it)
+    assert wb.records() == [(partition_of("weibo:1", 4), b'"weibo:1"', b'{"n":2}')]
