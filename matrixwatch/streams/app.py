@@ -60,7 +60,6 @@ from matrixwatch.streams.records import (
     CollectorHealth,
     DeadLetter,
     Event,
-    LinkageResult,
     epoch,
 )
 from matrixwatch.streams.sentiment import get_model
@@ -551,40 +550,27 @@ def create_app(
 
     async def linkage_batch(items: list[Event]) -> None:
         async with gate.changing():
-            touched: dict[str, Any] = {}
-            for e in items:
-                if e.kind == WATERMARK_KIND:  # end of input: its time is the partition's time
-                    continue
-                for key in tracker.route(e):
-                    box = touched[key] if key in touched else task_state.get(key)
-                    box, changed = tracker.apply_changed(box, e, key)
-                    if changed or key in touched:
-                        touched[key] = box
             watermark = link_wm.value()
-            for key in due_keys(watermark):
-                if key not in touched:
-                    touched[key] = task_state.get(key)
-            closed: list[LinkageResult] = []
-            alerts: list[Alert] = []
-            states: dict[str, Any] = {}
-            for key, box in touched.items():
-                if box is not None:
-                    for task in box["tasks"].values():
-                        if not task["closed"]:
-                            alerts += engine.on_linkage_progress(task, watermark)
-                    closed += tracker.close_due(box, watermark)
-                    box = tracker.prune(box, watermark, settings.task_retention)
-                states[key] = box
-            # Outputs first, state after: a task marked closed (or a checkpoint marked fired)
-            # in the changelog must never stand for a result that was not written.
-            if closed:
-                await write(store.write_linkage, closed, "linkage")
-            alerts += [a for res in closed for a in engine.on_linkage_closed(res)]
-            await emit(alerts)
-            task_state.update(states)
-        for key, box in states.items():
+            done = tracker.fold(
+                [e for e in items if e.kind != WATERMARK_KIND], task_state.get,
+                due_keys(watermark), watermark, engine.on_linkage_progress,
+                engine.on_linkage_closed, settings.task_retention)
+            # Outputs first, state after: a task marked closed (or a checkpoint marked
+            # fired) in the changelog must never stand for a result that was not written.
+            if done.closed:
+                await write(store.write_linkage, done.closed, "linkage")
+            await emit(done.alerts)
+            task_state.update(done.states)
+        for key, box in done.states.items():
             schedule(key, next_due(box, watermark) if box is not None else None)
         metrics.OPEN_TASKS.set(len(clock["due"]))
+        for e, exc in done.failed:
+            await quarantine([e], "linkage", exc)
+        for key, exc in done.failed_keys:  # left as it was; evaluated again when next due
+            log.error("linkage failed on container %s; dead-lettering it", key, exc_info=exc)
+            box = orjson.dumps(task_state.get(key), default=repr)
+            await send_dead_letter(f"linkage error: {type(exc).__name__}: {exc}"[:500],
+                                   f"linkage:{key}", box, None)
 
     # --- alerts and dead letters to the store ----------------------------------------
     @app.agent(topics["alerts"])

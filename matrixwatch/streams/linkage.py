@@ -20,7 +20,7 @@ post's own ``created_at``.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +69,22 @@ class LinkagePolicy:
 
 def new_container() -> Container:
     return {"tasks": {}, "candidates": []}
+
+
+Progress = Callable[[Task, float], list[Any]]  # an open task at a watermark → its alerts
+Closing = Callable[[LinkageResult], list[Any]]  # a closed task's result → its alerts
+
+
+@dataclass
+class LinkageFold:
+    """What one batch did to the containers, for the agent to write out (outputs first,
+    then ``states``)."""
+
+    states: dict[str, Container | None] = field(default_factory=dict)  # None: delete
+    closed: list[LinkageResult] = field(default_factory=list)
+    alerts: list[Any] = field(default_factory=list)
+    failed: list[tuple[Event, Exception]] = field(default_factory=list)  # left out
+    failed_keys: list[tuple[str, Exception]] = field(default_factory=list)  # not evaluated
 
 
 class LinkageTracker:
@@ -206,6 +222,66 @@ class LinkageTracker:
             task[bucket][acct] = latency
             return True
         return False
+
+    # --- a batch --------------------------------------------------------------------
+    def fold(self, events: Iterable[Event], state_of: Callable[[str], Container | None],
+             due: Iterable[str], watermark: float, progress: Progress, closing: Closing,
+             retention: float) -> LinkageFold:
+        """Apply a batch's events, then evaluate every container they touched or that is
+        ``due`` at ``watermark``: checkpoint alerts from ``progress``, tasks past their
+        deadline closed (alerts from ``closing``), old tasks pruned. Containers are
+        changed in place.
+
+        A failure stays with its event or container. An event that raises is left out
+        (``failed``); a container whose evaluation raises gets its checkpoint marks and
+        closings of this pass taken back (``failed_keys``), so no mark stands for an
+        alert that was never sent. Retried event by event instead, the batch's other
+        checkpoints, already marked in place, would not have fired again.
+        """
+        out = LinkageFold()
+        touched: dict[str, Container | None] = {}
+        for e in events:
+            try:
+                for key in self.route(e):
+                    box = touched[key] if key in touched else state_of(key)
+                    box, changed = self.apply_changed(box, e, key)
+                    if changed or key in touched:
+                        touched[key] = box
+            except Exception as exc:
+                out.failed.append((e, exc))
+        for key in due:
+            if key not in touched:
+                touched[key] = state_of(key)
+        for key, box in touched.items():
+            if box is not None:
+                try:
+                    box = self._evaluate(box, watermark, progress, closing, retention, out)
+                except Exception as exc:
+                    out.failed_keys.append((key, exc))
+            out.states[key] = box
+        return out
+
+    def _evaluate(self, box: Container, watermark: float, progress: Progress,
+                  closing: Closing, retention: float, out: LinkageFold) -> Container | None:
+        """One container's checkpoints, closings and pruning; all or nothing."""
+        tasks, candidates = box["tasks"], box["candidates"]  # prune() replaces both
+        open_tasks = [t for t in tasks.values() if not t["closed"]]
+        marks = [len(t.get("checkpoints_fired", ())) for t in open_tasks]
+        try:
+            alerts = [a for t in open_tasks for a in progress(t, watermark)]
+            closed = self.close_due(box, watermark)
+            alerts += [a for res in closed for a in closing(res)]
+            pruned = self.prune(box, watermark, retention)
+        except Exception:
+            for task, n in zip(open_tasks, marks, strict=True):
+                task["closed"] = False
+                if "checkpoints_fired" in task:
+                    del task["checkpoints_fired"][n:]
+            box["tasks"], box["candidates"] = tasks, candidates
+            raise
+        out.alerts += alerts
+        out.closed += closed
+        return pruned
 
     # --- time -----------------------------------------------------------------------
     @staticmethod

@@ -253,3 +253,72 @@ def test_wakeup_skips_checkpoints_already_evaluated() -> None:
     assert LinkageTracker.wakeup(box, checkpoints, 60.0) == 70.0
     task["closed"], box["candidates"] = True, []
     assert LinkageTracker.wakeup(box, checkpoints, 60.0) is None
+
+
+def _progress_at_half(task: dict[str, Any], watermark: float) -> list[str]:
+    """A stand-in for the engine's linkage_lagging: one alert at the 50 % checkpoint."""
+    fired = task.setdefault("checkpoints_fired", [])
+    at = task["t0"] + 0.5 * (task["deadline"] - task["t0"])
+    if "half" in fired or at >= watermark:
+        return []
+    fired.append("half")
+    return [f"lagging {task['post_id']}"]
+
+
+def _closed(res: Any) -> list[str]:
+    return [f"closed {res.post_id}"]
+
+
+def _boxes(tracker: LinkageTracker, events: list[Event]) -> dict[str, Any]:
+    boxes: dict[str, Any] = {}
+    for e in events:
+        for key in tracker.route(e):
+            boxes[key] = tracker.apply(boxes.get(key), e, key)
+    return boxes
+
+
+def test_fold_applies_events_and_evaluates_touched_and_due_containers() -> None:
+    tracker = LinkageTracker(reg(), LinkagePolicy(deadline=3600))
+    p1, p2 = post("5000000001", PROV, 0), post("5000000002", PROV, 1)
+    boxes = _boxes(tracker, [p2])  # p2's task is open already and due now
+    t0 = p1.ts
+    done = tracker.fold([p1, rp("5000000101", A, p1, 5)], boxes.get, ["weibo:5000000002"],
+                        t0 + 1900, _progress_at_half, _closed, retention=0)
+    assert set(done.states) == {"weibo:5000000001", "weibo:5000000002"}
+    assert done.states["weibo:5000000001"]["tasks"]["5000000001"]["linked"] == {A: 300.0}
+    assert sorted(done.alerts) == ["lagging 5000000001", "lagging 5000000002"]
+    assert done.closed == [] and done.failed == [] and done.failed_keys == []
+    done = tracker.fold([], done.states.get, ["weibo:5000000001"], t0 + 3700,
+                        _progress_at_half, _closed, retention=0)
+    assert [r.post_id for r in done.closed] == ["5000000001"]
+    assert done.alerts == ["closed 5000000001"]  # the 50 % checkpoint was marked before
+
+
+def test_an_event_that_raises_is_left_out_and_the_batch_goes_on() -> None:
+    tracker = LinkageTracker(reg(), LinkagePolicy(deadline=3600))
+    p1 = post("5000000001", PROV, 0)
+    bad = rp("5000000102", B, p1, 6)
+    bad.root_created_at = "not a time"  # the task opens from it: epoch() raises
+    p3 = post("5000000003", PROV, 2)
+    done = tracker.fold([bad, p3], {}.get, [], p1.ts, _progress_at_half, _closed, 0)
+    assert [(e.id, type(x).__name__) for e, x in done.failed] == [("5000000102", "ValueError")]
+    assert list(done.states) == ["weibo:5000000003"]
+
+
+def test_a_container_that_raises_keeps_no_mark_of_the_pass() -> None:
+    """Checkpoint marks are set in place; if the container's evaluation then raises, its
+    alerts are not sent, so the marks (and closings) of the pass are taken back. The
+    other containers of the batch are evaluated and keep their alerts."""
+    tracker = LinkageTracker(reg(), LinkagePolicy(deadline=3600))
+    p1, p2 = post("5000000001", PROV, 0), post("5000000002", PROV, 0)
+    boxes = _boxes(tracker, [p1, p2])
+    boxes["weibo:5000000002"]["tasks"]["x"] = {"t0": p2.ts, "deadline": "bad", "closed": False,
+                                                "post_id": "x"}
+    done = tracker.fold([], boxes.get, sorted(boxes), p1.ts + 1900, _progress_at_half,
+                        _closed, retention=0)
+    assert done.alerts == ["lagging 5000000001"]
+    assert [k for k, _ in done.failed_keys] == ["weibo:5000000002"]
+    failed = boxes["weibo:5000000002"]["tasks"]
+    assert failed["5000000002"]["checkpoints_fired"] == []  # marked, then taken back
+    assert failed["5000000002"]["closed"] is False
+    assert done.states["weibo:5000000002"] is boxes["weibo:5000000002"]  # still saved
