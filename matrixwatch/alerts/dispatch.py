@@ -39,7 +39,6 @@ from datetime import datetime, timedelta
 
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
     retry_if_exception,
     stop_after_attempt,
     wait_exponential,
@@ -335,27 +334,40 @@ async def deliver(alert: Alert, channel: str, channels: ChannelConfig,
     sender = SENDERS[ch.type]
     attempts = 0
 
-    def _before_sleep(rs: RetryCallState) -> None:
-        exc = rs.outcome.exception() if rs.outcome else None
+    def retrying(exc: BaseException | None, attempt: int) -> None:
         reason = exc.reason if isinstance(exc, NotifyError) else "error"
         metrics.NOTIFY_RETRIES.labels(channel=channel, type=ch.type, reason=reason).inc()
         log.warning("alert %s to %s (%s → %s): attempt %d failed (%s); retrying",
-                    alert.id, channel, ch.type, ch.public_target(), rs.attempt_number, reason)
+                    alert.id, channel, ch.type, ch.public_target(), attempt, reason)
+
+    async def send_once() -> None:
+        nonlocal attempts
+        attempts += 1
+        metrics.NOTIFY_ATTEMPTS.labels(channel=channel, type=ch.type).inc()
+        await sender(alert, ch, registry, client, clock())
 
     started = time.monotonic()
     client = shared_client(ch) if ch.type != "email" else None
     try:
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(ch.retry.attempts),
-            wait=wait_exponential(multiplier=ch.retry.initial, max=ch.retry.max_wait),
-            retry=retry_if_exception(_retryable),
-            before_sleep=_before_sleep,
-            reraise=True,
-        ):
-            with attempt:
-                attempts += 1
-                metrics.NOTIFY_ATTEMPTS.labels(channel=channel, type=ch.type).inc()
-                await sender(alert, ch, registry, client, clock())
+        # The first attempt runs without the retry machinery: tenacity's per-call objects
+        # form reference cycles, and each kept its alert alive until the next collection.
+        try:
+            await send_once()
+        except Exception as e:
+            if not _retryable(e) or ch.retry.attempts <= 1:
+                raise
+            retrying(e, 1)
+            await asyncio.sleep(min(ch.retry.initial, ch.retry.max_wait))
+            async for attempt in AsyncRetrying(  # the waits go on doubling from there
+                stop=stop_after_attempt(ch.retry.attempts - 1),
+                wait=wait_exponential(multiplier=2 * ch.retry.initial, max=ch.retry.max_wait),
+                retry=retry_if_exception(_retryable),
+                before_sleep=lambda rs: retrying(
+                    rs.outcome.exception() if rs.outcome else None, rs.attempt_number + 1),
+                reraise=True,
+            ):
+                with attempt:
+                    await send_once()
     except NotifyError as e:
         metrics.NOTIFY_FAILED.labels(channel=channel, type=ch.type, reason=e.reason).inc()
         raise DeliveryFailed(channel, ch.type, ch.public_target(), e.reason, attempts,

@@ -33,7 +33,6 @@ import faust
 import orjson
 from faust.transport.producer import ProducerBuffer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
 from matrixwatch import metrics
 from matrixwatch.alerts.channels import ChannelConfig
@@ -64,7 +63,7 @@ from matrixwatch.streams.records import (
 )
 from matrixwatch.streams.sentiment import get_model
 from matrixwatch.streams.sinks import make_store
-from matrixwatch.streams.sinks.base import Store
+from matrixwatch.streams.sinks.base import Store, write_until_done
 from matrixwatch.streams.watermark import PartitionWatermark
 from matrixwatch.streams.writebehind import (
     ChangeGate,
@@ -702,18 +701,12 @@ def create_app(
         batch. Waiting instead stops the partition (back-pressure) until the store
         is back; the metric and the log make the outage visible.
         """
-        def _log(rs: RetryCallState) -> None:
+        def failed(exc: BaseException | None, attempt: int) -> None:
             metrics.SINK_ERRORS.labels(store=type(store).__name__, kind=kind).inc()
-            exc = rs.outcome.exception() if rs.outcome else None
             log.warning("store write of %d %s failed (%r); retry %d",
-                        len(items), kind, exc, rs.attempt_number)
+                        len(items), kind, exc, attempt)
 
-        async for attempt in AsyncRetrying(
-            wait=wait_exponential_jitter(initial=0.2, max=settings.sink_retry_max_wait),
-            before_sleep=_log,
-        ):
-            with attempt:
-                await fn(items)
+        await write_until_done(lambda: fn(items), failed, settings.sink_retry_max_wait)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
