@@ -189,9 +189,10 @@ class WriteBehind:
         """
         async with self._lock:  # a commit and a timer must not interleave their records
             topic = self.table.changelog_topic.get_topic_name()
-            assigned = {tp.partition for tp in app.assignor.assigned_actives()
-                        if tp.topic == topic}
             async with self.gate.quiet():  # encoded between batches, never mid-batch
+                # Read after the wait: a rebalance may have moved partitions meanwhile.
+                assigned = {tp.partition for tp in app.assignor.assigned_actives()
+                            if tp.topic == topic}
                 records = self.records(assigned, only)
             pending = [await app.producer.send(topic, key, value, partition, None, None)
                        for partition, key, value in records]

@@ -275,3 +275,28 @@ def test_a_record_is_the_value_at_the_flush() -> None:
     wb.set("weibo:1", state)
     state["n"] = 2  # a later batch, finished, that changed it in place (and set it)
     assert wb.records() == [(partition_of("weibo:1", 4), b'"weibo:1"', b'{"n":2}')]
+
+
+async def test_a_flush_reads_the_assignment_after_waiting_for_quiet() -> None:
+    """A rebalance can take partitions away while the flush waits for a batch; their
+    keys must then be dropped, not written over the new owner's state."""
+    app = _App(assigned={0, 1, 2, 3})
+    wb = WriteBehind(_Table(), 4)
+    keys = [f"weibo:{i}" for i in range(20)]
+    for k in keys:
+        wb.set(k, {"k": k})
+    release = asyncio.Event()
+
+    async def batch() -> None:
+        async with wb.gate.changing():
+            await release.wait()
+
+    task = asyncio.create_task(batch())
+    await asyncio.sleep(0)
+    flush = asyncio.create_task(wb.flush(app))
+    await asyncio.sleep(0)
+    app.assigned = {1}  # the rebalance, while the flush waits
+    release.set()
+    await asyncio.wait_for(asyncio.gather(task, flush), 1)
+    assert {p for _, _, _, p in app.sent} == {1}
+    assert len(app.sent) == sum(partition_of(k, 4) == 1 for k in keys)
