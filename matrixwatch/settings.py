@@ -29,7 +29,10 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("mw", description="Prefix of the project's topics.")
     partitions: int = Field(4, ge=1, description="Partitions of every topic (parallelism).")
     broker_rebalance_timeout: float = Field(
-        3.0, description="Seconds; short so a worker on Tansu is ready in ~5 s, not 30 s."
+        3.0, description="Seconds; short so a worker on Tansu is ready in ~5 s, not 30 s. "
+        "Kafka evicts a member that has not rejoined a rebalance by then, such as one "
+        "whose batch waits out a store outage; it then neither flushes its changelogs "
+        "nor commits until it rejoins (writebehind.fenced). docker-compose sets 60.",
     )
     broker_session_timeout: float = Field(6.0, description="Consumer session timeout, seconds.")
     broker_heartbeat_interval: float = Field(1.0, description="Heartbeat interval, seconds.")

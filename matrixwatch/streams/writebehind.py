@@ -25,11 +25,21 @@ The invariant that makes a restart exact is "no committed offset is ahead of the
 the changelog". Flushing more often than that (a timer, a sweep) is always safe: state
 ahead of offsets only means the events after the committed offset are applied again,
 which the rule engine and the linkage tracker absorb (distinct ids, earliest repost).
+
+A flush is also skipped, with the offset commit it precedes, when this worker is no
+longer a member of the generation its partitions were assigned in (:func:`fenced`). On
+Kafka a batch stuck longer than the rebalance timeout (a store outage) gets its worker
+evicted while it waits; flushed on its release, its records would land on changelog
+partitions another worker now owns, and a later recovery there would read them. The
+dirty keys stay dirty: after the rejoin they go out for the partitions still assigned.
+This narrows the window to the sends of one flush; closing it needs transactional
+fencing, which Faust's exactly_once does not provide reliably (faust-streaming #517).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -48,7 +58,26 @@ from faust.stores.memory import Store as MemoryStore
 from matrixwatch import metrics
 from matrixwatch.streams.packs import partition_of
 
-BeforeCommit = Callable[[Mapping[Any, int]], Awaitable[None]]
+log = logging.getLogger(__name__)
+
+# Awaited before an offset commit; returning False cancels that commit.
+BeforeCommit = Callable[[Mapping[Any, int]], Awaitable[bool | None]]
+
+
+def fenced(app: Any) -> bool:
+    """Whether the group coordinator has moved on from this worker's assignment.
+
+    aiokafka resets the coordinator's generation to -1 when a heartbeat learns the
+    member was evicted (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION), and Faust records the
+    generation of each assignment in ``app.consumer_generation_id``. They differ from
+    the eviction until the next assignment. False when there is no aiokafka consumer to
+    ask (not started, another driver, tests).
+    """
+    try:
+        generation = app.consumer._thread._ensure_consumer()._coordinator.generation
+    except Exception:
+        return False
+    return bool(generation != app.consumer_generation_id)
 
 
 class ChangeGate:
@@ -179,9 +208,10 @@ class WriteBehind:
                         None if value is None else orjson.dumps(value)))
         return out
 
-    async def flush(self, app: Any, only: Iterable[str] | None = None) -> None:
+    async def flush(self, app: Any, only: Iterable[str] | None = None) -> bool:
         """Produce every dirty key's record (or those of ``only``) and wait until the
-        broker has them all.
+        broker has them all. False, with nothing sent and the keys left dirty, if the
+        worker is :func:`fenced`.
 
         A timer that changed a few keys passes ``only``: under load the other dirty keys
         go out with the next commit anyway, and flushing them all from the timer too
@@ -190,7 +220,14 @@ class WriteBehind:
         async with self._lock:  # a commit and a timer must not interleave their records
             topic = self.table.changelog_topic.get_topic_name()
             async with self.gate.quiet():  # encoded between batches, never mid-batch
-                # Read after the wait: a rebalance may have moved partitions meanwhile.
+                # Read after the wait: a rebalance may have moved partitions meanwhile,
+                # or evicted this worker while a batch was stuck.
+                if fenced(app):
+                    log.warning("%s: not flushing %d changed keys: this worker is no "
+                                "longer in the group generation it was assigned in "
+                                "(evicted while a batch waited?); they go out after the "
+                                "rejoin", self.table.name, len(self.dirty))
+                    return False
                 assigned = {tp.partition for tp in app.assignor.assigned_actives()
                             if tp.topic == topic}
                 records = self.records(assigned, only)
@@ -200,6 +237,7 @@ class WriteBehind:
                 await asyncio.gather(*pending)
                 self._written.inc(len(pending))
                 self._bytes.inc(sum(len(k) + len(v or b"") for _, k, v in records))
+            return True
 
 
 def before_offset_commit(app: Any, hook: BeforeCommit) -> None:
@@ -210,23 +248,29 @@ def before_offset_commit(app: Any, hook: BeforeCommit) -> None:
 
 
 def flush_all(app: Any, tables: Iterable[WriteBehind]) -> BeforeCommit:
-    """A hook that flushes ``tables`` before a commit."""
+    """A hook that flushes ``tables`` before a commit (False, and no commit, if a flush
+    was skipped)."""
     tables = list(tables)
 
-    async def hook(_offsets: Mapping[Any, int]) -> None:
+    async def hook(_offsets: Mapping[Any, int]) -> bool:
         for wb in tables:
-            await wb.flush(app)
+            if not await wb.flush(app):
+                return False
+        return True
 
     return hook
 
 
 def with_hooks(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[bool]]:
-    """``Consumer._commit_offsets`` that first awaits the app's before-commit hooks."""
+    """``Consumer._commit_offsets`` that first awaits the app's before-commit hooks; a
+    hook returning False cancels the commit (the offsets are committed next time)."""
 
     async def _commit_offsets(self: Any, offsets: Mapping[Any, int],
                               start_new_transaction: bool = True) -> bool:
         for hook in self.app.__dict__.get("_mw_before_commit", ()):
-            await hook(offsets)
+            if await hook(offsets) is False:
+                log.warning("offset commit skipped: its changelog flush was not made")
+                return False
         return bool(await original(self, offsets, start_new_transaction))
 
     return _commit_offsets

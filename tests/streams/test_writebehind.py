@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ from matrixwatch.streams.writebehind import (
     ChangeGate,
     WriteBehind,
     before_offset_commit,
+    fenced,
     flush_all,
     patch_faust_commit,
     with_hooks,
@@ -300,3 +302,70 @@ async def test_a_flush_reads_the_assignment_after_waiting_for_quiet() -> None:
     await asyncio.wait_for(asyncio.gather(task, flush), 1)
     assert {p for _, _, _, p in app.sent} == {1}
     assert len(app.sent) == sum(partition_of(k, 4) == 1 for k in keys)
+
+
+class _Fenceable(_App):
+    """An app whose aiokafka coordinator generation the test moves, as a heartbeat that
+    learns of an eviction does (reset to -1)."""
+
+    def __init__(self, assigned: set[int], generation: int) -> None:
+        super().__init__(assigned)
+        self.consumer_generation_id = generation  # what Faust noted at the assignment
+        self.coordinator = SimpleNamespace(generation=generation)
+        thread = SimpleNamespace(_ensure_consumer=lambda: SimpleNamespace(
+            _coordinator=self.coordinator))
+        self.consumer = SimpleNamespace(_thread=thread)
+
+
+def test_fenced_when_the_coordinator_left_the_assigned_generation() -> None:
+    app = _Fenceable({0}, generation=3)
+    assert not fenced(app)
+    app.coordinator.generation = -1  # evicted
+    assert fenced(app)
+    app.coordinator.generation = 4  # rejoined, not assigned yet
+    assert fenced(app)
+    app.consumer_generation_id = 4  # assigned
+    assert not fenced(app)
+    assert not fenced(_App({0}))  # no aiokafka consumer to ask
+
+
+async def test_an_evicted_worker_neither_flushes_nor_commits_and_keeps_its_keys() -> None:
+    """Evicted while a batch waited (store outage past the rebalance timeout): its
+    records would land on partitions another worker owns now. Nothing is sent and the
+    commit is cancelled; after the rejoin the keys still assigned go out."""
+    app = _Fenceable({0, 1, 2, 3}, generation=3)
+    wb = WriteBehind(_Table(), 4)
+    keys = [f"weibo:{i}" for i in range(12)]
+    for k in keys:
+        wb.set(k, {"k": k})
+    committed: list[Any] = []
+
+    async def faust_commit(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
+        committed.append(offsets)
+        return True
+
+    before_offset_commit(app, flush_all(app, [wb]))
+    commit = with_hooks(faust_commit)
+    consumer = SimpleNamespace(app=app)
+    release = asyncio.Event()
+
+    async def stuck_batch() -> None:
+        async with wb.gate.changing():
+            await release.wait()
+
+    task = asyncio.create_task(stuck_batch())
+    await asyncio.sleep(0)
+    pending = asyncio.create_task(commit(consumer, {"tp": 9}))
+    await asyncio.sleep(0)
+    app.coordinator.generation = -1  # the heartbeat learns of the eviction
+    release.set()
+    assert await asyncio.wait_for(pending, 1) is False
+    await task
+    assert app.sent == [] and committed == []
+    assert wb.dirty == set(keys)
+    app.coordinator.generation = app.consumer_generation_id = 5  # rejoined with {2}
+    app.assigned = {2}
+    assert await commit(consumer, {"tp": 12}) is True
+    assert committed == [{"tp": 12}]
+    assert sorted(orjson.loads(k) for _, k, _, _ in app.sent) == sorted(
+        k for k in keys if partition_of(k, 4) == 2)
