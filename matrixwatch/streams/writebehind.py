@@ -27,10 +27,11 @@ ahead of offsets only means the events after the committed offset are applied ag
 which the rule engine and the linkage tracker absorb (distinct ids, earliest repost).
 
 A flush is also skipped, with the offset commit it precedes, when this worker is no
-longer a member of the generation its partitions were assigned in (:func:`fenced`). On
-Kafka a batch stuck longer than the rebalance timeout (a store outage) gets its worker
-evicted while it waits; flushed on its release, its records would land on changelog
-partitions another worker now owns, and a later recovery there would read them. The
+longer a member of the generation its partitions were assigned in (:func:`fenced`). A
+worker frozen past its session timeout (a stall, SIGSTOP in tests/faults/test_zombie.py),
+or on Kafka one whose batch waits out a store outage past the rebalance timeout, is
+evicted; flushed when it resumes, its stale records would land on changelog partitions
+another worker now owns, and a later recovery there would read them. The
 dirty keys stay dirty: after the rejoin they go out for the partitions still assigned.
 This narrows the window to the sends of one flush; closing it needs transactional
 fencing, which Faust's exactly_once does not provide reliably (faust-streaming #517).
@@ -225,8 +226,8 @@ class WriteBehind:
                 if fenced(app):
                     log.warning("%s: not flushing %d changed keys: this worker is no "
                                 "longer in the group generation it was assigned in "
-                                "(evicted while a batch waited?); they go out after the "
-                                "rejoin", self.table.name, len(self.dirty))
+                                "(evicted: stalled or waiting past the group's timeouts); "
+                                "they go out after the rejoin", self.table.name, len(self.dirty))
                     return False
                 assigned = {tp.partition for tp in app.assignor.assigned_actives()
                             if tp.topic == topic}
