@@ -67,6 +67,7 @@ from matrixwatch.streams.sinks.base import Store, write_until_done
 from matrixwatch.streams.watermark import PartitionWatermark
 from matrixwatch.streams.writebehind import (
     ChangeGate,
+    Liveness,
     WriteBehind,
     before_offset_commit,
     flush_all,
@@ -218,10 +219,21 @@ def create_app(
     # that changes their values (in place, then set after its outputs) runs inside
     # gate.changing(), so a flush never encodes a batch half-done.
     gate = ChangeGate()
-    owner_state = WriteBehind(owner_table, settings.partitions, gate)
-    task_state = WriteBehind(task_table, settings.partitions, gate)
-    dispatch_state = WriteBehind(dispatch_table, settings.partitions, gate)
+    liveness = Liveness(settings.broker_session_timeout,
+                        grace=3 * settings.broker_heartbeat_interval)
+    owner_state = WriteBehind(owner_table, settings.partitions, gate, liveness)
+    task_state = WriteBehind(task_table, settings.partitions, gate, liveness)
+    dispatch_state = WriteBehind(dispatch_table, settings.partitions, gate, liveness)
     before_offset_commit(app, flush_all(app, [owner_state, task_state, dispatch_state]))
+
+    @app.timer(interval=min(1.0, settings.broker_heartbeat_interval))
+    async def _beat() -> None:
+        """The event loop's pulse, for the flushes' stall check (writebehind.Liveness)."""
+        liveness.beat()
+
+    @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
+    async def _beat_on_assignment(*_: Any, **__: Any) -> None:
+        liveness.beat()  # a stall right after an assignment counts, before the timer's
 
     model = get_model(settings.sentiment_model)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment")

@@ -33,14 +33,19 @@ or on Kafka one whose batch waits out a store outage past the rebalance timeout,
 evicted; flushed when it resumes, its stale records would land on changelog partitions
 another worker now owns, and a later recovery there would read them. The
 dirty keys stay dirty: after the rejoin they go out for the partitions still assigned.
-This narrows the window to the sends of one flush; closing it needs transactional
-fencing, which Faust's exactly_once does not provide reliably (faust-streaming #517).
+A resumed worker learns of its eviction from its next heartbeat; a commit that ran
+before that answer would still write, so a flush is also skipped while :class:`Liveness`
+says the event loop was just stalled past the session timeout. What remains is a stall
+in the middle of a flush's sends; closing that needs transactional fencing, which
+Faust's exactly_once does not provide reliably (faust-streaming #517).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -79,6 +84,37 @@ def fenced(app: Any) -> bool:
     except Exception:
         return False
     return bool(generation != app.consumer_generation_id)
+
+
+class Liveness:
+    """Whether the worker's event loop was just stalled long enough to be evicted.
+
+    ``beat`` runs on a short timer. A gap between beats longer than ``limit`` (the
+    session timeout) means the process was frozen; the group may have moved on before
+    any heartbeat could say so. ``suspect`` is true during such a gap (a flush that runs
+    before the first beat after it) and for ``grace`` seconds after it, time for the
+    heartbeat's answer to reach :func:`fenced`.
+    """
+
+    def __init__(self, limit: float, grace: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.grace, self.clock = limit, grace, clock
+        self.last: float | None = None  # no beat yet (start-up is not a stall)
+        self.resumed = -math.inf
+
+    def beat(self) -> None:
+        now = self.clock()
+        if self.last is not None and now - self.last > self.limit:
+            self.resumed = now
+            log.warning("the event loop stalled for %.1f s (session timeout %.1f s): "
+                        "no changelog flush for %.1f s", now - self.last, self.limit,
+                        self.grace)
+        self.last = now
+
+    def suspect(self) -> bool:
+        now = self.clock()
+        return ((self.last is not None and now - self.last > self.limit)
+                or now - self.resumed < self.grace)
 
 
 class ChangeGate:
@@ -130,10 +166,12 @@ class ChangeGate:
 class WriteBehind:
     """One table's dirty keys and their flush. Reads go to the table as usual."""
 
-    def __init__(self, table: Any, partitions: int, gate: ChangeGate | None = None) -> None:
+    def __init__(self, table: Any, partitions: int, gate: ChangeGate | None = None,
+                 liveness: Liveness | None = None) -> None:
         self.table = table
         self.partitions = partitions
         self.gate = gate if gate is not None else ChangeGate()
+        self.liveness = liveness
         self.dirty: set[str] = set()  # keys whose record waits for the next flush
         self._lock = asyncio.Lock()
         self._written = metrics.child(metrics.CHANGELOG_RECORDS, table=table.name)
@@ -212,7 +250,7 @@ class WriteBehind:
     async def flush(self, app: Any, only: Iterable[str] | None = None) -> bool:
         """Produce every dirty key's record (or those of ``only``) and wait until the
         broker has them all. False, with nothing sent and the keys left dirty, if the
-        worker is :func:`fenced`.
+        worker is :func:`fenced` or its loop was just stalled (:class:`Liveness`).
 
         A timer that changed a few keys passes ``only``: under load the other dirty keys
         go out with the next commit anyway, and flushing them all from the timer too
@@ -223,11 +261,14 @@ class WriteBehind:
             async with self.gate.quiet():  # encoded between batches, never mid-batch
                 # Read after the wait: a rebalance may have moved partitions meanwhile,
                 # or evicted this worker while a batch was stuck.
-                if fenced(app):
-                    log.warning("%s: not flushing %d changed keys: this worker is no "
-                                "longer in the group generation it was assigned in "
-                                "(evicted: stalled or waiting past the group's timeouts); "
-                                "they go out after the rejoin", self.table.name, len(self.dirty))
+                stalled = self.liveness is not None and self.liveness.suspect()
+                if stalled or fenced(app):
+                    log.warning("%s: not flushing %d changed keys: %s; they go out after "
+                                "the rejoin", self.table.name, len(self.dirty),
+                                "the worker was just stalled past the session timeout"
+                                if stalled else "this worker is no longer in the group "
+                                "generation it was assigned in (evicted: stalled or "
+                                "waiting past the group's timeouts)")
                     return False
                 assigned = {tp.partition for tp in app.assignor.assigned_actives()
                             if tp.topic == topic}

@@ -16,10 +16,11 @@ ones, and show as missing or different alerts.
 
 Measured: without the fence (``writebehind.fenced``) this failed 3 runs of 3. The resumed
 ``b`` flushed its stale linkage tasks in the commit of its revocation, and ``c`` then
-lacked reposts ``a`` had linked (a task at rate 0.17 instead of 0.33). With it, 4 of 4
-passed. ``b`` logged 1-2 skipped flushes and commits: its heartbeat learned of the
-eviction first. A commit that runs after the resume but before that heartbeat answer
-would still write; no run showed one.
+lacked reposts ``a`` had linked (a task at rate 0.17 instead of 0.33). With the fence
+alone, 4 of 4 passed: ``b``'s heartbeat learned of the eviction before its commit ran.
+In later runs the commit ran first, before the heartbeat's answer and before the loop's
+next beat; the stall check (``writebehind.Liveness``: 12.8 s between beats, session
+timeout 6 s) skipped that flush and 1-4 more, and those runs passed too.
 """
 
 from __future__ import annotations

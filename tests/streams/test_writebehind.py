@@ -13,6 +13,7 @@ import orjson
 from matrixwatch.streams.packs import partition_of
 from matrixwatch.streams.writebehind import (
     ChangeGate,
+    Liveness,
     WriteBehind,
     before_offset_commit,
     fenced,
@@ -369,3 +370,50 @@ async def test_an_evicted_worker_neither_flushes_nor_commits_and_keeps_its_keys(
     assert committed == [{"tp": 12}]
     assert sorted(orjson.loads(k) for _, k, _, _ in app.sent) == sorted(
         k for k in keys if partition_of(k, 4) == 2)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_liveness_suspects_a_stall_until_the_heartbeat_had_time_to_answer() -> None:
+    clock = _Clock()
+    live = Liveness(limit=6.0, grace=3.0, clock=clock)
+    assert not live.suspect()  # no beat yet: start-up is not a stall
+    live.beat()
+    clock.now += 1.0
+    live.beat()
+    assert not live.suspect()
+    clock.now += 12.0  # frozen; the commit timer runs before the beat
+    assert live.suspect()
+    live.beat()  # or the beat runs first: the gap is still seen
+    assert live.suspect()
+    clock.now += 2.0
+    live.beat()
+    assert live.suspect()
+    clock.now += 1.5  # 3.5 s after the resume: heartbeats have answered by now
+    live.beat()
+    assert not live.suspect()
+
+
+async def test_a_worker_just_resumed_from_a_stall_neither_flushes_nor_commits() -> None:
+    """Frozen past its session timeout, it may be evicted before any heartbeat says so
+    (fenced() still sees the old generation): nothing is written until the grace ends."""
+    clock = _Clock()
+    live = Liveness(limit=6.0, grace=3.0, clock=clock)
+    app = _Fenceable({0, 1, 2, 3}, generation=3)
+    wb = WriteBehind(_Table(), 4, liveness=live)
+    live.beat()
+    wb.set("weibo:1", {"n": 1})
+    clock.now += 20.0
+    assert await wb.flush(app) is False
+    assert app.sent == [] and wb.dirty == {"weibo:1"}
+    live.beat()
+    clock.now += 3.5
+    live.beat()
+    assert await wb.flush(app) is True
+    assert [k for _, k, _, _ in app.sent] == [b'"weibo:1"']
