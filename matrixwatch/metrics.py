@@ -36,6 +36,12 @@ CHANGELOG_BYTES = Counter(
     "matrixwatch_changelog_bytes_total",
     "Key and value bytes of those records (what the broker stores for the table)", ["table"]
 )
+CHANGELOG_FLUSHES_SKIPPED = Counter(
+    "matrixwatch_changelog_flushes_skipped_total",
+    "Write-behind flushes skipped, with the offset commit they precede, because the worker "
+    "was evicted from the group (reason=evicted) or its event loop was just stalled past "
+    "the session timeout (reason=stalled)", ["table", "reason"]
+)
 SENTIMENT_SECONDS = Histogram(
     "matrixwatch_sentiment_batch_seconds", "Seconds to score one batch (off the event loop)"
 )

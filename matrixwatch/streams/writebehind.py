@@ -263,6 +263,9 @@ class WriteBehind:
                 # or evicted this worker while a batch was stuck.
                 stalled = self.liveness is not None and self.liveness.suspect()
                 if stalled or fenced(app):
+                    metrics.CHANGELOG_FLUSHES_SKIPPED.labels(
+                        table=self.table.name, reason="stalled" if stalled else "evicted",
+                    ).inc()
                     log.warning("%s: not flushing %d changed keys: %s; they go out after "
                                 "the rejoin", self.table.name, len(self.dirty),
                                 "the worker was just stalled past the session timeout"

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
+from prometheus_client import REGISTRY
 
 from matrixwatch.streams.packs import partition_of
 from matrixwatch.streams.writebehind import (
@@ -360,9 +361,15 @@ async def test_an_evicted_worker_neither_flushes_nor_commits_and_keeps_its_keys(
     await asyncio.sleep(0)
     app.coordinator.generation = -1  # the heartbeat learns of the eviction
     release.set()
+    skipped = REGISTRY.get_sample_value(
+        "matrixwatch_changelog_flushes_skipped_total",
+        {"table": "owner_state", "reason": "evicted"}) or 0.0
     assert await asyncio.wait_for(pending, 1) is False
     await task
     assert app.sent == [] and committed == []
+    assert REGISTRY.get_sample_value(
+        "matrixwatch_changelog_flushes_skipped_total",
+        {"table": "owner_state", "reason": "evicted"}) == skipped + 1
     assert wb.dirty == set(keys)
     app.coordinator.generation = app.consumer_generation_id = 5  # rejoined with {2}
     app.assigned = {2}
