@@ -17,7 +17,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +236,24 @@ class Cluster:
         """Pipeline-topic partitions the worker ``name`` last reported as assigned."""
         return last_assignment(self.log(name), set(pipeline_topics(self.settings)))
 
+    def stop_all(self) -> None:
+        """Stop every live worker and wait out their session, so that no member of
+        theirs is left in the group when the next worker joins (Tansu stalls on a join
+        that overlaps an eviction)."""
+        for w in self.live():
+            w.stop()
+        time.sleep(self.settings.broker_session_timeout + 2.0)
+
+    def outputs(self) -> Outputs:
+        """What the store holds, in the shape the offline references have."""
+        return Outputs(
+            events=[e["id"] for e in self.rows("events")],
+            tasks={t["post_id"]: {"expected": t["expected"], "linked": t["linked"],
+                                  "rate": t["rate"]} for t in self.rows("linkage")},
+            alerts={a["id"]: (a["rule"], a["severity"]) for a in self.rows("alerts")},
+            letters=self.rows("dead_letters"),
+        )
+
     def counts(self) -> dict[str, int]:
         if not self.store_path.exists():
             return {"events": 0, "alerts": 0, "linkage": 0, "dead_letters": 0}
@@ -255,6 +275,46 @@ class Cluster:
             conn.close()
 
 
+class Watchdog:
+    """``on_stall`` for :meth:`Cluster.drain`, as ReplaySession's drain watchdog does it:
+    stop every worker, wait out their session, start a fresh one (named ``prefix`` and
+    a count). ``restarts`` holds the seconds since construction of each restart."""
+
+    def __init__(self, cluster: Cluster, prefix: str = "r") -> None:
+        self.cluster, self.prefix = cluster, prefix
+        self.started = time.monotonic()
+        self.restarts: list[float] = []
+
+    def __call__(self) -> None:
+        self.restarts.append(round(time.monotonic() - self.started, 1))
+        self.cluster.stop_all()
+        self.cluster.start_worker(f"{self.prefix}{len(self.restarts)}")
+
+    def warn(self, what: str = "Tansu stalled the group") -> None:
+        """A warning with the restarts, if there were any (the test still passes)."""
+        if self.restarts:
+            warnings.warn(f"{what}; {len(self.restarts)} watchdog restart(s) at "
+                          f"{self.restarts} s", stacklevel=2)
+
+
+@dataclass
+class Outputs:
+    events: list[str]  # stored event ids, duplicates included
+    tasks: dict[str, dict[str, Any]]  # post id → {expected, linked, rate}
+    alerts: dict[str, tuple[str, str]]  # alert id → (rule, severity)
+    letters: list[dict[str, Any]]
+
+    def assert_exact(self, registry: Path, lines: list[bytes]) -> None:
+        """Nothing lost, duplicated or corrupted: each distinct valid input stored once,
+        every linkage task and alert equal to the offline reference, nothing
+        dead-lettered."""
+        assert len(self.events) == len(set(self.events))
+        assert set(self.events) == valid_ids(lines)
+        assert self.letters == []
+        assert self.tasks == reference_tasks(registry, lines)
+        assert self.alerts == reference_alerts(registry, lines)
+
+
 def simulated_feed(root: Path, events: int, seed: int = 3) -> tuple[Path, list[bytes]]:
     """A simulated province→city→county matrix (registry file) and its native feed."""
     from matrixwatch.collectors.simulator import Simulator, build_matrix, write_registry
@@ -268,18 +328,28 @@ def simulated_feed(root: Path, events: int, seed: int = 3) -> tuple[Path, list[b
     return registry, lines
 
 
-def valid_ids(lines: Iterable[bytes]) -> set[str]:
-    """Native ids of the lines the normalizer accepts: what the store must hold."""
+def distinct_events(lines: Iterable[bytes]) -> list[Any]:
+    """The events the normalizer accepts, first occurrence of each id, in input order."""
     from datetime import datetime
 
     from matrixwatch.streams.normalize import InvalidInput, normalize_line
 
     now = datetime.fromisoformat(AS_OF)
-    out = set()
+    events, seen = [], set()
     for line in lines:
-        with contextlib.suppress(InvalidInput):
-            out.add(normalize_line(line, collected_at=now).id)
-    return out
+        try:
+            e = normalize_line(line, collected_at=now)
+        except InvalidInput:
+            continue
+        if e.id not in seen:
+            seen.add(e.id)
+            events.append(e)
+    return events
+
+
+def valid_ids(lines: Iterable[bytes]) -> set[str]:
+    """Native ids of the lines the normalizer accepts: what the store must hold."""
+    return {e.id for e in distinct_events(lines)}
 
 
 def partition_of(key: bytes | None, partitions: int) -> int:
@@ -297,25 +367,13 @@ def reference_alerts(registry: Path, lines: Iterable[bytes]) -> dict[str, tuple[
     run id for id (499 of 499 on 2000 events), so a fault run can be checked against it
     without a second pipeline run.
     """
-    from datetime import datetime
-
     from matrixwatch.alerts.channels import ChannelConfig
     from matrixwatch.alerts.cli import run_rules
     from matrixwatch.alerts.rules import load_rules
     from matrixwatch.registry import Registry
-    from matrixwatch.streams.normalize import InvalidInput, normalize_line
     from matrixwatch.streams.sentiment import get_model
 
-    now = datetime.fromisoformat(AS_OF)
-    events, seen = [], set()
-    for line in lines:
-        try:
-            e = normalize_line(line, collected_at=now)
-        except InvalidInput:
-            continue
-        if e.id not in seen:
-            seen.add(e.id)
-            events.append(e)
+    events = distinct_events(lines)
     model = get_model("default")
     scored = [e.derive(sentiment=round(s.score, 4), sentiment_label=s.label)
               for e, s in zip(events, model.score_batch([e.text for e in events]), strict=True)]
@@ -325,25 +383,7 @@ def reference_alerts(registry: Path, lines: Iterable[bytes]) -> dict[str, tuple[
 
 def reference_tasks(registry: Path, lines: Iterable[bytes]) -> dict[str, dict[str, Any]]:
     """post id → {expected, linked, rate}: the offline linkage reference."""
-    from datetime import datetime
-
     from matrixwatch.registry import Registry
     from matrixwatch.streams.linkage import reference_linkage
-    from matrixwatch.streams.normalize import InvalidInput, normalize_line
 
-    now = datetime.fromisoformat(AS_OF)
-    events, seen = [], set()
-    for line in lines:
-        try:
-            e = normalize_line(line, collected_at=now)
-        except InvalidInput:
-            continue
-        if e.id not in seen:
-            seen.add(e.id)
-            events.append(e)
-    return reference_linkage(Registry.load(registry), events)
-
-
-def stored_tasks(c: Cluster) -> dict[str, dict[str, Any]]:
-    return {t["post_id"]: {"expected": t["expected"], "linked": t["linked"], "rate": t["rate"]}
-            for t in c.rows("linkage")}
+    return reference_linkage(Registry.load(registry), distinct_events(lines))

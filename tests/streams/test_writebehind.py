@@ -71,6 +71,19 @@ class _App:
         self.producer = Producer()
 
 
+async def _batch_holding(gate: ChangeGate) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """A batch inside ``gate.changing()`` until the returned event is set."""
+    release = asyncio.Event()
+
+    async def batch() -> None:
+        async with gate.changing():
+            await release.wait()
+
+    task = asyncio.create_task(batch())
+    await asyncio.sleep(0)
+    return task, release
+
+
 def test_reads_see_writes_at_once_and_deletes_remove() -> None:
     table = _Table()
     wb = WriteBehind(table, 4)
@@ -289,14 +302,7 @@ async def test_a_flush_reads_the_assignment_after_waiting_for_quiet() -> None:
     keys = [f"weibo:{i}" for i in range(20)]
     for k in keys:
         wb.set(k, {"k": k})
-    release = asyncio.Event()
-
-    async def batch() -> None:
-        async with wb.gate.changing():
-            await release.wait()
-
-    task = asyncio.create_task(batch())
-    await asyncio.sleep(0)
+    task, release = await _batch_holding(wb.gate)
     flush = asyncio.create_task(wb.flush(app))
     await asyncio.sleep(0)
     app.assigned = {1}  # the rebalance, while the flush waits
@@ -349,14 +355,7 @@ async def test_an_evicted_worker_neither_flushes_nor_commits_and_keeps_its_keys(
     before_offset_commit(app, flush_all(app, [wb]))
     commit = with_hooks(faust_commit)
     consumer = SimpleNamespace(app=app)
-    release = asyncio.Event()
-
-    async def stuck_batch() -> None:
-        async with wb.gate.changing():
-            await release.wait()
-
-    task = asyncio.create_task(stuck_batch())
-    await asyncio.sleep(0)
+    task, release = await _batch_holding(wb.gate)
     pending = asyncio.create_task(commit(consumer, {"tp": 9}))
     await asyncio.sleep(0)
     app.coordinator.generation = -1  # the heartbeat learns of the eviction
