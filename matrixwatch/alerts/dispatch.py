@@ -37,13 +37,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
-
 from matrixwatch.alerts import metrics
 from matrixwatch.alerts.channels import Channel, ChannelConfig, ChannelError
 from matrixwatch.alerts.notifiers import SENDERS
@@ -52,6 +45,7 @@ from matrixwatch.alerts.notifiers.render import COUNT_PREFIX, QUIET_DIGEST, dige
 from matrixwatch.alerts.rules import SEVERITIES, QuietHours, Rule, severity_rank
 from matrixwatch.alerts.text import SHANGHAI, alert_id, local_str, to_local
 from matrixwatch.registry import Registry
+from matrixwatch.retry import retry_async
 from matrixwatch.streams.records import Alert, epoch
 
 __all__ = ["Decision", "DeliveryFailed", "Digest", "Dispatcher", "HeldIndex", "deliver"]
@@ -349,25 +343,9 @@ async def deliver(alert: Alert, channel: str, channels: ChannelConfig,
     started = time.monotonic()
     client = shared_client(ch) if ch.type != "email" else None
     try:
-        # The first attempt runs without the retry machinery: tenacity's per-call objects
-        # form reference cycles, and each kept its alert alive until the next collection.
-        try:
-            await send_once()
-        except Exception as e:
-            if not _retryable(e) or ch.retry.attempts <= 1:
-                raise
-            retrying(e, 1)
-            await asyncio.sleep(min(ch.retry.initial, ch.retry.max_wait))
-            async for attempt in AsyncRetrying(  # the waits go on doubling from there
-                stop=stop_after_attempt(ch.retry.attempts - 1),
-                wait=wait_exponential(multiplier=2 * ch.retry.initial, max=ch.retry.max_wait),
-                retry=retry_if_exception(_retryable),
-                before_sleep=lambda rs: retrying(
-                    rs.outcome.exception() if rs.outcome else None, rs.attempt_number + 1),
-                reraise=True,
-            ):
-                with attempt:
-                    await send_once()
+        await retry_async(send_once, initial=ch.retry.initial, max_wait=ch.retry.max_wait,
+                          on_retry=retrying, attempts=ch.retry.attempts,
+                          retryable=_retryable)
     except NotifyError as e:
         metrics.NOTIFY_FAILED.labels(channel=channel, type=ch.type, reason=e.reason).inc()
         raise DeliveryFailed(channel, ch.type, ch.public_target(), e.reason, attempts,

@@ -35,8 +35,10 @@ another worker now owns, and a later recovery there would read them. The
 dirty keys stay dirty: after the rejoin they go out for the partitions still assigned.
 A resumed worker learns of its eviction from its next heartbeat; a commit that ran
 before that answer would still write, so a flush is also skipped while :class:`Liveness`
-says the event loop was just stalled past the session timeout. What remains is a stall
-in the middle of a flush's sends; closing that needs transactional fencing, which
+says the event loop was just stalled past the session timeout. A stall or an eviction
+can also come in the middle of a flush's sends: the send loop checks both as it goes and
+stops, the unsent keys dirty again. What remains is the records already handed to the
+producer, which still go out; closing that window needs transactional fencing, which
 Faust's exactly_once does not provide reliably (faust-streaming #517).
 """
 
@@ -67,6 +69,9 @@ from matrixwatch.streams.packs import partition_of
 log = logging.getLogger(__name__)
 
 # Awaited before an offset commit; returning False cancels that commit.
+# A flush asks fenced() again after this many records (the heartbeat runs in the
+# consumer's thread, so an eviction can arrive while the records go out).
+FENCE_CHECK_EVERY = 64
 BeforeCommit = Callable[[Mapping[Any, int]], Awaitable[bool | None]]
 
 
@@ -250,7 +255,8 @@ class WriteBehind:
     async def flush(self, app: Any, only: Iterable[str] | None = None) -> bool:
         """Produce every dirty key's record (or those of ``only``) and wait until the
         broker has them all. False, with nothing sent and the keys left dirty, if the
-        worker is :func:`fenced` or its loop was just stalled (:class:`Liveness`).
+        worker is :func:`fenced` or its loop was just stalled (:class:`Liveness`); False
+        too if that happens during the sends, which then stop, the unsent keys dirty.
 
         A timer that changed a few keys passes ``only``: under load the other dirty keys
         go out with the next commit anyway, and flushing them all from the timer too
@@ -276,12 +282,32 @@ class WriteBehind:
                 assigned = {tp.partition for tp in app.assignor.assigned_actives()
                             if tp.topic == topic}
                 records = self.records(assigned, only)
-            pending = [await app.producer.send(topic, key, value, partition, None, None)
-                       for partition, key, value in records]
+            pending = []
+            reason = None
+            for i, (partition, key, value) in enumerate(records):
+                # A freeze can also land in this loop (a big flush takes a few hundred ms):
+                # the records after it are not sent.
+                if self.liveness is not None and self.liveness.suspect():
+                    reason = "stalled"
+                elif i % FENCE_CHECK_EVERY == FENCE_CHECK_EVERY - 1 and fenced(app):
+                    reason = "evicted"
+                if reason is not None:
+                    break
+                pending.append(await app.producer.send(topic, key, value, partition,
+                                                       None, None))
             if pending:
                 await asyncio.gather(*pending)
                 self._written.inc(len(pending))
-                self._bytes.inc(sum(len(k) + len(v or b"") for _, k, v in records))
+                self._bytes.inc(sum(len(k) + len(v or b"") for _, k, v in records[:len(pending)]))
+            if reason is not None:
+                unsent = records[len(pending):]
+                self.dirty.update(orjson.loads(k) for _, k, _ in unsent)
+                metrics.CHANGELOG_FLUSHES_SKIPPED.labels(table=self.table.name,
+                                                         reason=reason).inc()
+                log.warning("%s: flush stopped after %d of %d records (%s); the other %d "
+                            "keys go out after the rejoin", self.table.name, len(pending),
+                            len(records), reason, len(unsent))
+                return False
             return True
 
 

@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from matrixwatch.streams.packs import partition_of
 from matrixwatch.streams.writebehind import (
+    FENCE_CHECK_EVERY,
     ChangeGate,
     Liveness,
     WriteBehind,
@@ -423,3 +424,71 @@ async def test_a_worker_just_resumed_from_a_stall_neither_flushes_nor_commits() 
     live.beat()
     assert await wb.flush(app) is True
     assert [k for _, k, _, _ in app.sent] == [b'"weibo:1"']
+
+
+class _FreezingApp(_Fenceable):
+    """Its producer runs ``on_send(n)`` after the n-th send (1-based): a freeze or an
+    eviction that lands while a flush's records go out."""
+
+    def __init__(self, on_send: Any) -> None:
+        super().__init__({0, 1, 2, 3}, generation=3)
+        send = self.producer.send
+
+        async def frozen_send(*args: Any) -> Any:
+            fut = await send(*args)
+            on_send(len(self.sent))
+            return fut
+
+        self.producer = SimpleNamespace(send=frozen_send)
+
+
+def _skipped(reason: str) -> float:
+    return REGISTRY.get_sample_value("matrixwatch_changelog_flushes_skipped_total",
+                                     {"table": "owner_state", "reason": reason}) or 0.0
+
+
+async def test_a_freeze_during_the_sends_stops_them_and_keeps_the_rest_dirty() -> None:
+    clock = _Clock()
+    live = Liveness(limit=6.0, grace=3.0, clock=clock)
+
+    def freeze(n: int) -> None:
+        if n == 3:
+            clock.now += 20.0
+
+    app = _FreezingApp(freeze)
+    wb = WriteBehind(_Table(), 4, liveness=live)
+    live.beat()
+    keys = [f"weibo:{i}" for i in range(10)]
+    for k in keys:
+        wb.set(k, {"k": k})
+    before = _skipped("stalled")
+    assert await wb.flush(app) is False
+    sent = {orjson.loads(k) for _, k, _, _ in app.sent}
+    assert len(sent) == 3
+    assert wb.dirty == set(keys) - sent
+    assert _skipped("stalled") == before + 1
+    clock.now += 1.0
+    live.beat()
+    clock.now += 3.5
+    live.beat()
+    assert await wb.flush(app) is True  # after the grace the rest go out
+    assert {orjson.loads(k) for _, k, _, _ in app.sent} == set(keys)
+    assert wb.dirty == set()
+
+
+async def test_an_eviction_during_the_sends_stops_them() -> None:
+    """The heartbeat runs in the consumer's thread: the generation can move mid-flush."""
+    def evict(n: int) -> None:
+        if n == 10:
+            app.coordinator.generation = -1
+
+    app = _FreezingApp(evict)
+    wb = WriteBehind(_Table(), 4)
+    keys = [f"weibo:{i}" for i in range(3 * FENCE_CHECK_EVERY)]
+    for k in keys:
+        wb.set(k, {"k": k})
+    before = _skipped("evicted")
+    assert await wb.flush(app) is False
+    assert len(app.sent) == FENCE_CHECK_EVERY - 1  # noticed at the next check
+    assert len(wb.dirty) == len(keys) - len(app.sent)
+    assert _skipped("evicted") == before + 1

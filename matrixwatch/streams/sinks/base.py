@@ -8,14 +8,11 @@ let Faust ack the offsets of the events in it.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
-from tenacity import AsyncRetrying, wait_exponential, wait_random
-
+from matrixwatch.retry import retry_async
 from matrixwatch.streams.records import Alert, DeadLetter, Event, LinkageResult
 
 RETRY_INITIAL = 0.2  # seconds before the first retry of a failed write; doubles, with jitter
@@ -24,31 +21,14 @@ RETRY_INITIAL = 0.2  # seconds before the first retry of a failed write; doubles
 async def write_until_done(write: Callable[[], Awaitable[None]],
                            failed: Callable[[BaseException | None, int], None],
                            max_wait: float) -> None:
-    """Await ``write()`` until it succeeds, backing off exponentially (at most
-    ``max_wait`` between tries, plus up to 1 s of jitter); ``failed(exception,
-    attempt)`` is called for each failure. It never gives up: an agent that raised
-    would let Faust commit past its batch, so an outage stops the partition
-    (back-pressure) instead.
-
-    The first try runs without tenacity: its per-call objects form reference cycles,
-    and each kept its batch alive until the collector's next pass (most of the cyclic
-    garbage found on the load run).
+    """Await ``write()`` until it succeeds, backing off exponentially from
+    RETRY_INITIAL (at most ``max_wait`` between tries, plus up to 1 s of jitter);
+    ``failed(exception, attempt)`` is called for each failure. It never gives up: an
+    agent that raised would let Faust commit past its batch, so an outage stops the
+    partition (back-pressure) instead.
     """
-    try:
-        await write()
-        return
-    except Exception as exc:
-        failed(exc, 1)
-    jitter = min(1.0, max_wait)  # up to 1 s more, so workers do not retry in step
-    await asyncio.sleep(min(RETRY_INITIAL, max_wait) + random.uniform(0, jitter))
-    async for attempt in AsyncRetrying(  # the waits go on doubling from there
-        wait=wait_exponential(multiplier=2 * RETRY_INITIAL, max=max_wait)
-        + wait_random(0, jitter),
-        before_sleep=lambda rs: failed(
-            rs.outcome.exception() if rs.outcome else None, rs.attempt_number + 1),
-    ):
-        with attempt:
-            await write()
+    await retry_async(write, initial=RETRY_INITIAL, max_wait=max_wait, on_retry=failed,
+                      jitter=min(1.0, max_wait))
 
 
 class Store(ABC):
