@@ -68,10 +68,11 @@ from matrixwatch.streams.packs import partition_of
 
 log = logging.getLogger(__name__)
 
-# Awaited before an offset commit; returning False cancels that commit.
 # A flush asks fenced() again after this many records (the heartbeat runs in the
 # consumer's thread, so an eviction can arrive while the records go out).
 FENCE_CHECK_EVERY = 64
+
+# Awaited before an offset commit; returning False cancels that commit.
 BeforeCommit = Callable[[Mapping[Any, int]], Awaitable[bool | None]]
 
 
@@ -285,8 +286,8 @@ class WriteBehind:
             pending = []
             reason = None
             for i, (partition, key, value) in enumerate(records):
-                # A freeze can also land in this loop (a big flush takes a few hundred ms):
-                # the records after it are not sent.
+                # A freeze can also land in this loop (a commit under load sends
+                # thousands of records): the records after it are not sent.
                 if self.liveness is not None and self.liveness.suspect():
                     reason = "stalled"
                 elif i % FENCE_CHECK_EVERY == FENCE_CHECK_EVERY - 1 and fenced(app):
