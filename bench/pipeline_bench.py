@@ -21,7 +21,8 @@ The bare ceiling is latency-bound, not CPU-bound: with more worker processes it 
 with 1 / 2 / 3 / 4 workers), while the pipeline, CPU-bound, does not (3,935 with 2 workers,
 3,480 with 4). So besides the ratio at the same worker count, the bare agent also runs with
 one worker per partition (``--bare-workers``), and the ratio to that best ceiling is
-printed too.
+printed too. So is the CPU each costs per event (workers and broker): the one figure of
+the two that does not depend on how latency-bound a run is.
 """
 
 from __future__ import annotations
@@ -97,14 +98,22 @@ class CpuMeter:
         self.t0 = time.monotonic()
         self.start = {name: [cpu_seconds(p) for p in pids] for name, pids in procs.items()}
 
-    def report(self) -> str:
+    def used(self) -> dict[str, float]:
+        """CPU seconds each group of processes used since the start."""
+        return {name: sum(cpu_seconds(p) - s for p, s in zip(pids, self.start[name],
+                                                              strict=True))
+                for name, pids in self.procs.items()}
+
+    def report(self, events: int) -> tuple[str, float]:
+        """The table, and the workers' and broker's CPU per event (µs): what a pipeline
+        costs the machine, which a latency-bound run's events/s does not show."""
         wall = time.monotonic() - self.t0
-        rows = []
-        for name, pids in self.procs.items():
-            used = sum(cpu_seconds(p) - s for p, s in zip(pids, self.start[name], strict=True))
-            rows.append(f"  {name:<24} {used:8.1f} s  ({used / wall:5.0%} of one core)")
+        used = self.used()
+        rows = [f"  {name:<24} {u:8.1f} s  ({u / wall:5.0%} of one core, "
+                f"{u / events * 1e6:5.0f} µs per event)" for name, u in used.items()]
+        per_event = (used["workers"] + used.get("broker", 0.0)) / events * 1e6
         return (f"CPU time per process over the run ({wall:.0f} s wall, "
-                f"{os.cpu_count()} cores):\n" + "\n".join(rows))
+                f"{os.cpu_count()} cores):\n" + "\n".join(rows)), per_event
 
 
 def quantile(sorted_values: list[float], q: float) -> float:
@@ -429,7 +438,7 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
         except OSError as e:
             print(f"  (no /metrics: {e})")
     out["worker_rss"] = max(peak_rss_mb(w.proc.pid) for w in workers)
-    cpu = meter.report()
+    cpu, out["cpu_us"] = meter.report(n)
     for w in workers:
         w.stop()
     feeder.close()
@@ -490,7 +499,7 @@ def run_bare(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
         secs = timed_drain(broker.bootstrap, group, ["bare-src"], args.partitions, n,
                            lambda: all(p.poll() is None for p in procs), args.timeout)
         rss = max(peak_rss_mb(p.pid) for p in procs)
-        cpu = meter.report()
+        cpu, cpu_us = meter.report(n)
     finally:
         for p in procs:
             p.terminate()
@@ -500,7 +509,7 @@ def run_bare(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
     print(f"\nbare Faust consume→produce ({what}, {workers} worker(s)): {n:,} in "
           f"{secs:.1f}s = {rate:,.0f} events/s")
     print(cpu)
-    return {"rate": rate, "rss": rss}
+    return {"rate": rate, "rss": rss, "cpu_us": cpu_us}
 
 
 def main() -> int:
@@ -551,8 +560,8 @@ def main() -> int:
             bare_producer.close()
             bare = run_bare(args, broker, work, args.events)
             if args.bare_workers and args.bare_workers != args.workers:
-                bare["best"] = run_bare(args, broker, work, args.events,
-                                        workers=args.bare_workers)["rate"]
+                best = run_bare(args, broker, work, args.events, workers=args.bare_workers)
+                bare["best"], bare["best_cpu_us"] = best["rate"], best["cpu_us"]
             if args.stock_bare:
                 bare["stock"] = run_bare(args, broker, work, args.events, stock=True)["rate"]
         broker_rss = peak_rss_mb(broker.proc.pid) if broker.proc else float("nan")
@@ -570,6 +579,12 @@ def main() -> int:
               f"{pipe['rate'] / bare['best']:.2f}")
     if "stock" in bare:
         print(f"ratio full/bare on stock Faust: {pipe['rate'] / bare['stock']:.2f}")
+    if bare:
+        print(f"CPU per event, workers + broker: full {pipe['cpu_us']:,.0f} µs, bare "
+              f"{bare['cpu_us']:,.0f} µs (ratio {bare['cpu_us'] / pipe['cpu_us']:.2f})"
+              + (f", bare with {args.bare_workers} workers {bare['best_cpu_us']:,.0f} µs "
+                 f"(ratio {bare['best_cpu_us'] / pipe['cpu_us']:.2f})"
+                 if "best_cpu_us" in bare else ""))
     return 0
 
 
