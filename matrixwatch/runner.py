@@ -7,8 +7,11 @@ simulated matrix feed, and shows live results from the store until Ctrl-C.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -17,12 +20,34 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from matrixwatch.broker import broker_for
+from matrixwatch.broker import running_broker
 from matrixwatch.pipeline import Feeder, close_probes, lag, prepare_topics, running_worker
 from matrixwatch.settings import Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SEVERITY_STYLE = {"blue": "blue", "yellow": "yellow", "orange": "dark_orange", "red": "bold red"}
+
+
+def default_broker_cap_mb() -> float:
+    """A quarter of physical memory, MB."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 4 / 2**20
+
+
+@dataclass
+class MemoryCap:
+    """Pauses the feed for good once the broker's memory reaches ``limit_mb`` (0: never):
+    the embedded broker never frees a record, so it would not come back down."""
+
+    limit_mb: float
+    read: Callable[[], float | None]  # the broker's resident MB, None if unknown
+    last: float | None = None
+    reached: bool = False
+
+    def allows_feeding(self) -> bool:
+        self.last = self.read()
+        if self.limit_mb and self.last is not None and self.last >= self.limit_mb:
+            self.reached = True
+        return not self.reached
 
 
 def shanghai(ts: str) -> str:
@@ -31,7 +56,7 @@ def shanghai(ts: str) -> str:
 
 
 def _view(store: object, produced: int, current_lag: dict[str, int] | None,
-          started: float) -> Group:
+          started: float, broker_mb: float | None = None) -> Group:
     from matrixwatch.streams.sinks.sqlite import SQLiteStore
 
     assert isinstance(store, SQLiteStore)
@@ -44,6 +69,7 @@ def _view(store: object, produced: int, current_lag: dict[str, int] | None,
         f"dead letters [bold]{c['dead_letters']:,}[/]",
         f"lag [bold]{sum(current_lag.values()) if current_lag else '-'}[/]",
         f"{c['events'] / elapsed:,.0f} ev/s",
+        *([f"broker [bold]{broker_mb:,.0f}[/] MB"] if broker_mb is not None else []),
     )
     alerts = Table("时间 (Asia/Shanghai)", "级别", "规则", "内容", expand=True)
     for (doc,) in store.query("SELECT doc FROM alerts ORDER BY ts DESC LIMIT 8"):
@@ -85,7 +111,11 @@ def run_main(settings: Settings, *, rate: float, duration: float = 0.0,
     scheduler = BackgroundScheduler(timezone=SHANGHAI)
     add_jobs(scheduler, settings)  # daily and weekly linkage reports
     scheduler.start()
-    with broker_for(settings.kafka_url, settings.data_dir / "broker.log") as url:
+    with running_broker(settings.kafka_url, settings.data_dir / "broker.log") as (url, broker):
+        limit = (settings.embedded_broker_max_mb if settings.embedded_broker_max_mb is not None
+                 else default_broker_cap_mb())
+        cap = MemoryCap(limit if broker is not None else 0.0,
+                        broker.rss_mb if broker is not None else lambda: None)
         prepare_topics(settings, url)
         # The simulated clock starts now and runs ahead of the wall clock (~800x at the
         # default rate): the worker's far-future guard would refuse the feed within minutes.
@@ -110,13 +140,20 @@ def run_main(settings: Settings, *, rate: float, duration: float = 0.0,
                         close_probes()
                         return 1
                     due = int((now - started) * rate) - produced
-                    for _ in range(max(due, 0)):
+                    for _ in range(max(due, 0) if not cap.reached else 0):
                         feeder.send_raw(json.dumps(next(feed), ensure_ascii=False).encode())
                         produced += 1
                     if now >= next_view:
                         feeder.flush()
+                        if not cap.reached and not cap.allows_feeding():
+                            live.console.print(
+                                f"[yellow]simulated feed paused: the embedded broker holds "
+                                f"{cap.last:,.0f} MB (limit {cap.limit_mb:,.0f} MB, "
+                                "MW_EMBEDDED_BROKER_MAX_MB). It keeps every record in memory "
+                                "and cannot trim them. The worker goes on with what was "
+                                "sent; for long runs set MW_KAFKA_URL.[/]")
                         current_lag = lag(settings, url)
-                        live.update(_view(store, produced, current_lag, started))
+                        live.update(_view(store, produced, current_lag, started, cap.last))
                         next_view = now + 1.0
                     time.sleep(0.05)
             feeder.close()
