@@ -134,3 +134,66 @@ def neutral_notices() -> list[str]:
     out.extend(_BODIES)
     out.extend(_STANDALONE)
     return out
+
+
+# Citizens' service questions under a government post are neutral: asking where, when or
+# how to get something done is neither praise nor complaint. The public sets hardly have
+# them (their short questions are mostly rhetorical complaints: 28 of the 41 short
+# question-like rows of SMP2020's two eval sets are negative), and ngram-osm before
+# them called 76 % of the simulated feed's service questions negative (47 % of all its
+# "negative" comments). Written for this project, combined from templates so that the
+# neutrality head learns the register of a service question, not its topics; the
+# rhetorical complaints below keep "a question" from meaning "neutral".
+_Q_OPENERS = ("请问", "你好，请问", "想咨询一下，", "打扰一下，请问", "小编好，想问下", "")
+_Q_SERVICES = (
+    "居住证", "社保卡", "医保报销", "公积金提取", "新生儿落户", "不动产登记", "营业执照",
+    "老年优待证", "护照", "结婚登记", "残疾人证", "灵活就业参保", "电动车上牌", "学位申请",
+)
+_Q_FORMS = (
+    "{s}在哪个窗口办理？",
+    "{s}要准备哪些材料？",
+    "{s}能在网上办吗？",
+    "{s}大概多久能办好？",
+    "{s}办理要收费吗？",
+    "{s}可以委托家人代办吗？",
+    "{s}需要先预约吗？",
+    "异地的{s}怎么办理？",
+)
+_Q_STANDALONE = (
+    "政务服务中心几点开门？",
+    "这个补贴的申请入口在哪里？",
+    "报名是在线上还是到现场？",
+    "今年的入学登记从哪天开始？",
+    "这个政策对退休人员也适用吗？",
+    "个体户也可以申请这项补助吗？",
+    "明天的讲座需要提前报名吗？",
+    "疫苗接种需要带身份证吗？",
+    "节假日期间办事大厅正常上班吗？",
+    "公交线路调整后还经过火车站吗？",
+    "停车场改造期间在哪里停车？",
+    "活动现场有没有停车位？",
+    "咨询电话是多少？",
+    "线上申请提交后多久会有结果？",
+    "孩子的医保在哪里缴费？",
+    "考试成绩什么时候可以查询？",
+)
+COMPLAINT_QUESTIONS = (
+    "投诉了好几次，到底什么时候才能解决？",
+    "为什么办个证要跑这么多趟？能不能别折腾人了",
+    "窗口工作人员态度这么差，就没人管管吗？",
+    "说好的月底修好呢？怎么又拖了？",
+    "凭什么外地户籍就不能办？这公平吗？",
+    "热线永远打不通，这是摆设吗？",
+    "路灯坏了一个月没人修，你们看不见吗？",
+    "收了钱不办事，还有没有王法了？",
+    "天天发这些有什么用？问题解决了吗？",
+    "噪音扰民这么久，有关部门在干什么？",
+)
+
+
+def service_questions() -> list[str]:
+    """Every neutral service-question seed: openers × services × forms, plus the rest."""
+    out = [o + f.format(s=s) for o, s, f in product(_Q_OPENERS, _Q_SERVICES, _Q_FORMS)]
+    out.extend(_Q_STANDALONE)
+    out.extend("请问" + q for q in _Q_STANDALONE)
+    return out

@@ -138,3 +138,21 @@ def test_osm_gate_prefers_incident_comments_to_notices(osm_model: NgramModel) ->
 
     assert float(np.mean(gate(COMPLAINTS))) > float(np.mean(gate(NOTICES)))
     assert gate(PRAISE).shape == (len(PRAISE),)
+
+
+# The simulated feed's service questions (collectors/simulator.py), none of them a seed,
+# and complaints put as questions, some opening with 请问 too.
+SERVICE_QUESTIONS = ["请问在哪里预约？", "请问外地户籍可以办理吗？", "请问周末窗口上班吗？",
+                     "请问需要带什么材料？"]
+COMPLAINT_QUESTIONS = ["排队两个小时还办不了，你们窗口是摆设吗？", "又停水了，到底有没有人管？",
+                       "垃圾一个星期没人收，环卫部门在干什么？", "请问投诉了为什么一直没有回复？"]
+
+
+def test_service_questions_are_neutral_and_complaint_questions_negative(
+        osm_model: NgramModel) -> None:
+    from matrixwatch.streams.sentiment import seeds
+
+    seeded = set(seeds.service_questions()) | set(seeds.COMPLAINT_QUESTIONS)
+    assert not seeded & set(SERVICE_QUESTIONS + COMPLAINT_QUESTIONS)  # held out
+    assert [s.label for s in osm_model.score_batch(SERVICE_QUESTIONS)] == ["neutral"] * 4
+    assert [s.label for s in osm_model.score_batch(COMPLAINT_QUESTIONS)] == ["negative"] * 4

@@ -51,7 +51,8 @@ def test_presets_name_the_shipped_files() -> None:
     assert not lex.osm_expert
     # ngram-osm is ngram-lex plus the osm expert and its gate (weights picked by CV).
     osm = PRESETS["ngram-osm"]
-    assert osm == TrainConfig(**{**vars(lex), "name": "ngram-osm", "osm_expert": True})
+    assert osm == TrainConfig(**{**vars(lex), "name": "ngram-osm", "osm_expert": True,
+                                 "w_question_seeds": 0.5})
     assert osm.osmx_weights == (0.1, 0.1, 1.0, 0.02, 1.0) and osm.gate_osm_offset == 0.0
 
 
@@ -160,3 +161,13 @@ def test_lexicon_columns_only_reach_the_chosen_heads() -> None:
     p_pol, p_neu = heads.predict(xs["pol"])  # the narrower heads read their own columns
     assert ((p_pol > 0.5) == (np.array(sets.pol.y) == 1)).all()
     assert p_neu.shape == p_pol.shape
+
+
+def test_only_ngram_osm_is_built_with_the_question_seeds() -> None:
+    """The other presets keep the rows their shipped files were built from."""
+    from matrixwatch.streams.sentiment import seeds
+
+    assert {k for k, c in PRESETS.items() if c.w_question_seeds > 0} == {"ngram-osm"}
+    questions = seeds.service_questions()
+    assert len(set(questions)) == len(questions) > 500
+    assert all("？" in q for q in questions + list(seeds.COMPLAINT_QUESTIONS))
