@@ -197,3 +197,42 @@ def service_questions() -> list[str]:
     out.extend(_Q_STANDALONE)
     out.extend("请问" + q for q in _Q_STANDALONE)
     return out
+
+
+# Warnings an account publishes to protect people (反诈, 防溺水, 防火) are notices too, but
+# they are made of alarming words (诈骗, 冒充, 溺亡), and the model called them negative:
+# the anti-fraud notice was most of the simulated feed's 515 "negative" government posts
+# out of 4,519. Written for this project, not the simulator's wording; the complaints
+# about fraud cases below keep the topic itself from meaning "neutral".
+_W_HEADS = ("【反诈提醒】", "【警方提示】", "#反诈宣传#", "【防骗指南】", "")
+_W_SCAMS = (
+    "刷单返利", "冒充公检法", "虚假投资理财", "网络贷款", "冒充熟人借钱", "游戏装备交易",
+    "注销校园贷", "虚假中奖", "冒充领导", "养老投资",
+)
+_W_FORMS = (
+    "{s}类诈骗案件近期多发，请广大市民提高警惕",
+    "警方提醒：凡是要求{s}并先行转账的，都是诈骗",
+    "如遇{s}，请立即拨打110或96110咨询",
+    "{s}骗局揭秘：不轻信、不透露、不转账",
+)
+_W_STANDALONE = (
+    "【防溺水提醒】暑期将至，请家长加强对孩子的看护，不到无安全设施的水域游泳",
+    "【消防提示】冬季用火用电增多，请勿私拉乱接电线，电动车不要进楼入户充电",
+    "【安全提示】近期雷雨天气频繁，请勿在大树下避雨，注意防范雷击",
+    "【防汛提醒】强降雨期间请远离河道、低洼地带，注意人身安全",
+    "【交通安全提示】酒后不开车，开车不喝酒",
+    "【防范提示】陌生来电自称银行工作人员的，切勿点击对方发来的链接",
+)
+FRAUD_COMPLAINTS = (
+    "被骗了三万块，报警一个月了还没有任何进展，太失望了",
+    "天天宣传反诈，我被冒充客服骗了钱找谁都没人管",
+    "骗子这么猖狂，你们到底管不管？",
+    "刷单被骗的钱追不回来，心都碎了",
+)
+
+
+def warning_notices() -> list[str]:
+    """Every neutral warning-notice seed: heads × scams × forms, plus the rest."""
+    out = [h + f.format(s=s) for h, s, f in product(_W_HEADS, _W_SCAMS, _W_FORMS)]
+    out.extend(_W_STANDALONE)
+    return out

@@ -100,11 +100,12 @@ class TrainConfig:
     w_pol_osm: float = 1.0  # weight of osmdataset2022 train in the general polarity head
     w_osm_neutral: float = 0.5
     w_seeds: float = 1.0
-    # Weight of each neutral service-question seed in the neutrality head (0: none, as
-    # every model before ngram-osm's 2026-12-05 rebuild); the rhetorical complaint
-    # questions go in as non-neutral at w_seeds. Only the neutrality head sees them, so
-    # P(pos | polar) and every binary accuracy stay as they were.
-    w_question_seeds: float = 0.0
+    # Weight of each neutral service-question and warning-notice seed in the neutrality
+    # head (0: none, as every model before ngram-osm's 2026-12-05 rebuild); the complaints
+    # put as questions or about fraud go in as non-neutral at w_seeds. Only the
+    # neutrality head sees them, so P(pos | polar) and every binary accuracy stay as they
+    # were.
+    w_neu_seeds: float = 0.0
     # The word-level chatter expert (ngram-words): same rows, targets and weights as the
     # character expert, over hashed word uni+bigrams from forward maximum matching against
     # jieba's dictionary words that occur in the training texts; its logit is blended in
@@ -180,7 +181,7 @@ PRESETS: dict[str, TrainConfig] = {
     MIX_NAME: _MIX,
     WORDS_NAME: _WORDS,
     LEX_NAME: _LEX,
-    OSM_NAME: replace(_LEX, name=OSM_NAME, osm_expert=True, w_question_seeds=0.5),
+    OSM_NAME: replace(_LEX, name=OSM_NAME, osm_expert=True, w_neu_seeds=0.5),
 }
 _FILES = {
     MODEL_NAME: MODEL_FILE,
@@ -419,13 +420,16 @@ def build_sets(data_dir: Path, cfg: TrainConfig, hold_out: int | None = None) ->
     if ow is not None:
         osmx.add(contrast, contrast_y, ow[4])
         gosm.add(contrast, [0] * len(contrast), cfg.w_seeds)
-    if cfg.w_question_seeds > 0:
+    if cfg.w_neu_seeds > 0:
         questions = seeds.service_questions()
-        neu.add(questions, [1] * len(questions), cfg.w_question_seeds)
-        neu.add(list(seeds.COMPLAINT_QUESTIONS), [0] * len(seeds.COMPLAINT_QUESTIONS),
-                cfg.w_seeds)
+        warnings = seeds.warning_notices()
+        complaints = list(seeds.COMPLAINT_QUESTIONS) + list(seeds.FRAUD_COMPLAINTS)
+        neu.add(questions + warnings, [1] * (len(questions) + len(warnings)), cfg.w_neu_seeds)
+        neu.add(complaints, [0] * len(complaints), cfg.w_seeds)
         counts["seeds (service questions, neutrality head)"] = len(questions)
-        counts["seeds (complaint questions, neutrality head)"] = len(seeds.COMPLAINT_QUESTIONS)
+        counts["seeds (warning notices, neutrality head)"] = len(warnings)
+        counts["seeds (complaints as questions or about fraud, neutrality head)"] = len(
+            complaints)
     counts["seeds (neutral notices)"] = len(notices)
     counts["seeds (polar contrast)"] = len(contrast)
     if ow is not None:  # same texts in the same order: they share the feature matrices

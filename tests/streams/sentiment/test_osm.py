@@ -148,11 +148,21 @@ COMPLAINT_QUESTIONS = ["排队两个小时还办不了，你们窗口是摆设�
                        "垃圾一个星期没人收，环卫部门在干什么？", "请问投诉了为什么一直没有回复？"]
 
 
-def test_service_questions_are_neutral_and_complaint_questions_negative(
+# The simulated feed's anti-fraud notice (not a seed), and victims' complaints.
+_FRAUD_NOTICE = ("【反诈提醒】近期冒充“客服”退款诈骗高发，警方提醒："
+                 "凡是要求转账到“安全账户”的都是诈骗！")
+WARNINGS = [_FRAUD_NOTICE, "#上虞反诈#" + _FRAUD_NOTICE]
+FRAUD_VICTIMS = ["被骗了五千块，派出所说立案了就没下文了，太气人了",
+                 "我妈被冒充公检法的骗了十万，谁来管管"]
+
+
+def test_service_questions_and_warnings_are_neutral_complaints_negative(
         osm_model: NgramModel) -> None:
     from matrixwatch.streams.sentiment import seeds
 
-    seeded = set(seeds.service_questions()) | set(seeds.COMPLAINT_QUESTIONS)
-    assert not seeded & set(SERVICE_QUESTIONS + COMPLAINT_QUESTIONS)  # held out
-    assert [s.label for s in osm_model.score_batch(SERVICE_QUESTIONS)] == ["neutral"] * 4
-    assert [s.label for s in osm_model.score_batch(COMPLAINT_QUESTIONS)] == ["negative"] * 4
+    seeded = (set(seeds.service_questions()) | set(seeds.COMPLAINT_QUESTIONS)
+              | set(seeds.warning_notices()) | set(seeds.FRAUD_COMPLAINTS))
+    held_out = SERVICE_QUESTIONS + COMPLAINT_QUESTIONS + WARNINGS + FRAUD_VICTIMS
+    assert not seeded & set(held_out)
+    labels = [s.label for s in osm_model.score_batch(held_out)]
+    assert labels == ["neutral"] * 4 + ["negative"] * 4 + ["neutral"] * 2 + ["negative"] * 2

@@ -52,7 +52,7 @@ def test_presets_name_the_shipped_files() -> None:
     # ngram-osm is ngram-lex plus the osm expert and its gate (weights picked by CV).
     osm = PRESETS["ngram-osm"]
     assert osm == TrainConfig(**{**vars(lex), "name": "ngram-osm", "osm_expert": True,
-                                 "w_question_seeds": 0.5})
+                                 "w_neu_seeds": 0.5})
     assert osm.osmx_weights == (0.1, 0.1, 1.0, 0.02, 1.0) and osm.gate_osm_offset == 0.0
 
 
@@ -167,7 +167,7 @@ def test_only_ngram_osm_is_built_with_the_question_seeds() -> None:
     """The other presets keep the rows their shipped files were built from."""
     from matrixwatch.streams.sentiment import seeds
 
-    assert {k for k, c in PRESETS.items() if c.w_question_seeds > 0} == {"ngram-osm"}
+    assert {k for k, c in PRESETS.items() if c.w_neu_seeds > 0} == {"ngram-osm"}
     questions = seeds.service_questions()
     assert len(set(questions)) == len(questions) > 500
     assert all("？" in q for q in questions + list(seeds.COMPLAINT_QUESTIONS))
