@@ -191,12 +191,19 @@ COMPLAINT_QUESTIONS = (
 )
 
 
+def _templated(starts: tuple[str, ...], items: tuple[str, ...], forms: tuple[str, ...],
+               *more: list[str] | tuple[str, ...]) -> list[str]:
+    """start + form(item) for every combination, in order, then the ``more`` sentences."""
+    out = [a + f.format(s=s) for a, s, f in product(starts, items, forms)]
+    for extra in more:
+        out.extend(extra)
+    return out
+
+
 def service_questions() -> list[str]:
     """Every neutral service-question seed: openers × services × forms, plus the rest."""
-    out = [o + f.format(s=s) for o, s, f in product(_Q_OPENERS, _Q_SERVICES, _Q_FORMS)]
-    out.extend(_Q_STANDALONE)
-    out.extend("请问" + q for q in _Q_STANDALONE)
-    return out
+    return _templated(_Q_OPENERS, _Q_SERVICES, _Q_FORMS, _Q_STANDALONE,
+                      ["请问" + q for q in _Q_STANDALONE])
 
 
 # Warnings an account publishes to protect people (反诈, 防溺水, 防火) are notices too, but
@@ -233,6 +240,4 @@ FRAUD_COMPLAINTS = (
 
 def warning_notices() -> list[str]:
     """Every neutral warning-notice seed: heads × scams × forms, plus the rest."""
-    out = [h + f.format(s=s) for h, s, f in product(_W_HEADS, _W_SCAMS, _W_FORMS)]
-    out.extend(_W_STANDALONE)
-    return out
+    return _templated(_W_HEADS, _W_SCAMS, _W_FORMS, _W_STANDALONE)
