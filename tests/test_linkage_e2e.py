@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,12 @@ import pytest
 from matrixwatch.broker import bootstrap_of
 from matrixwatch.collectors.simulator import Simulator, build_matrix, write_registry
 from matrixwatch.pipeline import ReplaySession, probe_for
-from matrixwatch.registry import Registry
 from matrixwatch.settings import Settings
-from matrixwatch.streams.linkage import reference_linkage
-from matrixwatch.streams.normalize import InvalidInput, normalize_line
+from tests.faults.harness import AS_OF, reference_tasks
 
 pytestmark = pytest.mark.broker
 
 N_EVENTS = 3000
-AS_OF = "2026-12-31T00:00:00+08:00"
 
 
 @pytest.fixture(scope="module")
@@ -42,21 +38,6 @@ def feed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[bytes]]:
     rng = random.Random(5)
     dup = [line for line in lines for _ in range(2 if rng.random() < 0.05 else 1)]
     return reg, dup
-
-
-def reference(reg: Path, lines: list[bytes]) -> dict[str, dict[str, Any]]:
-    registry = Registry.load(reg)
-    now = datetime.fromisoformat(AS_OF)
-    events, seen = [], set()
-    for line in lines:
-        try:
-            e = normalize_line(line, collected_at=now)
-        except InvalidInput:
-            continue
-        if e.id not in seen:
-            seen.add(e.id)
-            events.append(e)
-    return reference_linkage(registry, events)
 
 
 def tasks(out: Path) -> dict[str, dict[str, Any]]:
@@ -102,7 +83,7 @@ def uninterrupted(feed: tuple[Path, list[bytes]], tmp_path_factory: pytest.TempP
 def test_every_task_equals_the_reference(feed: tuple[Path, list[bytes]],
                                          uninterrupted: Path) -> None:
     reg, lines = feed
-    want = reference(reg, lines)
+    want = reference_tasks(reg, lines)
     got = tasks(uninterrupted)
     assert len(want) >= 20, "the scenario must open a real number of tasks"
     assert sum(len(t["linked"]) for t in want.values()) > 0

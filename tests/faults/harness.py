@@ -236,6 +236,20 @@ class Cluster:
         """Pipeline-topic partitions the worker ``name`` last reported as assigned."""
         return last_assignment(self.log(name), set(pipeline_topics(self.settings)))
 
+    def start_split(self, *names: str, timeout: float = 60.0) -> None:
+        """Start the workers ``names`` one after another and wait until each has
+        partitions and together they hold every pipeline partition."""
+        for name in names:
+            self.start_worker(name)
+            self.wait_ready(name)
+        every = len(pipeline_topics(self.settings)) * self.settings.partitions
+
+        def split() -> bool:
+            held = [self.assigned(name) for name in names]
+            return all(held) and len(set().union(*held)) == every
+
+        wait_for(split, timeout, "a split")
+
     def stop_all(self) -> None:
         """Stop every live worker and wait out their session, so that no member of
         theirs is left in the group when the next worker joins (Tansu stalls on a join

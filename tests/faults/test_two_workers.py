@@ -42,12 +42,7 @@ def test_killed_workers_partitions_move_and_nothing_is_lost_or_duplicated(
     registry, lines = simulated_feed(tmp_path / "sim", EVENTS)
     all_parts = TOPICS * PARTITIONS
     with Cluster(tmp_path, registry, partitions=PARTITIONS) as c:
-        c.start_worker("a")
-        c.wait_ready("a")
-        c.start_worker("b")
-        c.wait_ready("b")
-        wait_for(lambda: bool(c.assigned("a")) and bool(c.assigned("b"))
-                 and len(c.assigned("a") | c.assigned("b")) == all_parts, 60, "a split")
+        c.start_split("a", "b")
         before_a, before_b = c.assigned("a"), c.assigned("b")
         half = len(lines) // 2
         c.feed(lines[:half])

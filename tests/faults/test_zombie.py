@@ -47,12 +47,7 @@ def test_a_resumed_zombie_worker_corrupts_nothing(tmp_path: Path) -> None:
     first, second = EVENTS * 2 // 5, EVENTS * 7 // 10
     with Cluster(tmp_path, registry, partitions=PARTITIONS) as c:
         on_stall = Watchdog(c)
-        c.start_worker("a")
-        c.wait_ready("a")
-        c.start_worker("b")
-        c.wait_ready("b")
-        wait_for(lambda: bool(c.assigned("a")) and bool(c.assigned("b"))
-                 and len(c.assigned("a") | c.assigned("b")) == all_parts, 60, "a split")
+        c.start_split("a", "b")
         c.feed(lines[:first])
         wait_for(lambda: c.counts()["events"] >= first // 3, 90, "mid-stream")
         pid = c.workers["b"].proc.pid
