@@ -46,7 +46,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from matrixwatch.broker import EmbeddedBroker, ensure_topics
+from matrixwatch.broker import EmbeddedBroker, ensure_topics, proc_status_kib
 from matrixwatch.collectors.simulator import (
     TZ,
     JsonlEncoder,
@@ -77,10 +77,8 @@ MATRICES: dict[str, dict[str, int]] = {
 
 def peak_rss_mb(pid: int) -> float:
     """VmHWM (peak resident set) of a live process, MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    kib = proc_status_kib(pid, "VmHWM")
+    return float("nan") if kib is None else kib / 1024
 
 
 def cpu_seconds(pid: int) -> float:

@@ -30,16 +30,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def rss_mb(pid: int) -> float | None:
-    """A live process's resident memory in MB; None if it is gone (or there is no /proc)."""
+def proc_status_kib(pid: int | str, field: str = "VmRSS") -> int | None:
+    """A memory field of /proc/<pid>/status (VmRSS, VmHWM…) in KiB; ``pid`` may be
+    "self". None if the process is gone (or there is no /proc)."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
     except OSError:
         return None
     return None
+
+
+def rss_mb(pid: int) -> float | None:
+    """A live process's resident memory in MB; None if it is gone (or there is no /proc)."""
+    kib = proc_status_kib(pid)
+    return None if kib is None else kib / 1024
 
 
 def tansu_binary() -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from matrixwatch.broker import proc_status_kib
 from matrixwatch.collectors.base import Item, Sink
 from matrixwatch.collectors.cursors import CursorStore
 from matrixwatch.collectors.scheduler import CollectorScheduler, mark_hot
@@ -46,11 +47,7 @@ def ours_kib(snapshot: tracemalloc.Snapshot) -> int:
 
 
 def rss_kib() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    return proc_status_kib("self") or 0
 
 
 class CountingSink(Sink):
