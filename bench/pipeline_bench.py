@@ -3,6 +3,7 @@
     python bench/pipeline_bench.py --events 1000000 --matrix 10k          # issue #9 load run
     python bench/pipeline_bench.py --events 120000 --rate 1000 --realtime --no-bare  # #5
     python bench/pipeline_bench.py --events 20000                           # quick look
+    python bench/pipeline_bench.py --events 1000000 --matrix 10k --no-bare --restart 2000
 
 Simulated Weibo objects go to mw-raw in live mode (each message's collection time is the
 moment it was produced). With ``--rate 0`` (the default) all of them are produced first and
@@ -23,11 +24,19 @@ with 1 / 2 / 3 / 4 workers), while the pipeline, CPU-bound, does not (3,935 with
 one worker per partition (``--bare-workers``), and the ratio to that best ceiling is
 printed too. So is the CPU each costs per event (workers and broker): the one figure of
 the two that does not depend on how latency-bound a run is.
+
+``--restart N`` then crashes the drained pipeline (kill -9 every worker), feeds N new
+events and starts the workers again: every table is recovered from its changelog before
+they flow, so the time until the first of them is stored is how long alerting would be
+dark after a crash at that state size. It prints that time, Faust's own recovery time
+from the workers' logs, the changelog records there are to read, the restarted workers'
+peak RSS, and whether the store holds every event exactly once afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -46,7 +55,12 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from matrixwatch.broker import EmbeddedBroker, ensure_topics, proc_status_kib
+from matrixwatch.broker import (
+    EmbeddedBroker,
+    ensure_topics,
+    proc_status_kib,
+    true_end_offsets,
+)
 from matrixwatch.collectors.simulator import (
     TZ,
     JsonlEncoder,
@@ -378,10 +392,10 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
 
     workers: list[WorkerProcess] = []
 
-    def start_workers() -> None:
+    def start_workers(tag: str = "") -> None:
         for i in range(args.workers):
             workers.append(WorkerProcess.start(
-                settings, broker.url, work / "pipe" / f"worker{i}.log",
+                settings, broker.url, work / "pipe" / f"worker{i}{tag}.log",
                 MW_ALERT_WEBHOOK_URL=hook.url, MW_ALERT_WEBHOOK_SECRET="bench-only-secret"))
 
     def alive() -> bool:
@@ -389,13 +403,14 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
 
     sampler = LagSampler(broker.bootstrap, settings.app_id, topics, args.partitions,
                          args.sample)
+    # The --restart events are the feed's continuation, fed only after the crash.
     lines = (realtime_lines(matrix, args.events, args.rate) if args.realtime
-             else simulated_lines(matrix, args.events))
+             else simulated_lines(matrix, args.events + args.restart))
     sampler.unstored = lambda: args.events - stored_events(settings.sqlite_path)
     out: dict[str, float] = {}
     if args.rate <= 0:
         t = time.monotonic()
-        n = feed(feeder, lines, 0, also)
+        n = feed(feeder, itertools.islice(lines, args.events), 0, also)
         print(f"preloaded {n:,} events in {time.monotonic() - t:.0f}s", flush=True)
         start_workers()
         meter = cpu_meter(broker, [w.proc.pid for w in workers])
@@ -437,6 +452,8 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
             print(f"  (no /metrics: {e})")
     out["worker_rss"] = max(peak_rss_mb(w.proc.pid) for w in workers)
     cpu, out["cpu_us"] = meter.report(n)
+    restart = (crash_and_recover(args, broker, settings, feeder, lines, n, workers,
+                                 start_workers) if args.restart else "")
     for w in workers:
         w.stop()
     feeder.close()
@@ -471,7 +488,87 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
           "input events minus events in the store):")
     print(sampler.table())
     print(cpu)
+    print(restart, end="")
     return out
+
+
+def changelog_records(bootstrap: str, app_id: str) -> dict[str, int]:
+    """Records in each changelog topic of ``app_id``: what a recovery reads (Tansu does
+    not compact them)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="mw-bench-changelogs")
+    try:
+        tps = [TopicPartition(t, p) for t in sorted(consumer.topics())
+               if t.startswith(f"{app_id}-") and t.endswith("-changelog")
+               for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = true_end_offsets(bootstrap, consumer.end_offsets(tps)) if tps else {}
+    finally:
+        consumer.close()
+    out: dict[str, int] = {}
+    for tp, end in ends.items():
+        name = tp.topic.removeprefix(f"{app_id}-")
+        out[name] = out.get(name, 0) + end
+    return out
+
+
+def faust_recovery_seconds(log: Path) -> float:
+    """Seconds a worker spent reading changelogs, from Faust's recovery log lines
+    ("Restoring state from changelog topics..." → "Done reading from changelog topics"),
+    summed over its rebalances."""
+    total, began = 0.0, None
+    for line in log.read_text(errors="replace").splitlines():
+        if "Restoring state from changelog topics" in line:
+            began = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
+        elif "Done reading from changelog topics" in line and began is not None:
+            total += (datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
+                      - began).total_seconds()
+            began = None
+    return total
+
+
+def crash_and_recover(args: argparse.Namespace, broker: EmbeddedBroker, settings: Settings,
+                      feeder: Feeder, lines: Iterator[bytes], stored_before: int,
+                      workers: list[WorkerProcess], start_workers: Callable[[str], None]
+                      ) -> str:
+    """kill -9 every worker of the drained pipeline, feed ``args.restart`` new events and
+    start the workers again; the report of how long alerting stayed dark."""
+    assert settings.sqlite_path is not None
+    records = changelog_records(broker.bootstrap, settings.app_id)
+    for w in workers:
+        w.kill()
+    workers.clear()
+    probe = feed(feeder, lines, 0)
+    expected = stored_before + probe
+    t0 = time.monotonic()
+    start_workers("-restart")
+    first = None
+    while (stored := stored_events(settings.sqlite_path)) < expected:
+        now = time.monotonic()
+        if first is None and stored > stored_before:
+            first = now - t0
+        if not all(w.alive() for w in workers):
+            raise RuntimeError("a restarted worker died:\n" + workers[0].tail())
+        if now - t0 > args.timeout:
+            raise TimeoutError(f"{expected - stored:,} events not stored after the restart")
+        time.sleep(0.1)
+    done = time.monotonic() - t0
+    first = done if first is None else first
+    time.sleep(1)  # a last look: nothing more may arrive
+    final = stored_events(settings.sqlite_path)
+    rss = max(peak_rss_mb(w.proc.pid) for w in workers)
+    restore = max(faust_recovery_seconds(w.log_path) for w in workers)
+    return (
+        f"\ncrash and restart (kill -9 of all {len(workers)} workers, {probe:,} new events "
+        f"fed while they were down):\n"
+        f"  changelog records to recover: " + ", ".join(
+            f"{t} {c:,}" for t, c in sorted(records.items())) + "\n"
+        f"  restart -> first new event stored  {first:7.1f} s\n"
+        f"  restart -> all {probe:,} stored{'':<9}{done:7.1f} s\n"
+        f"  Faust reading changelogs           {restore:7.1f} s  (slowest worker)\n"
+        f"  peak RSS of a restarted worker     {rss:7.0f} MB\n"
+        f"  store: {final:,} events, expected {expected:,}"
+        f" ({'exact' if final == expected else 'MISMATCH'})\n")
 
 
 def run_bare(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
@@ -530,11 +627,16 @@ def main() -> int:
     ap.add_argument("--bare-workers", type=int, default=None,
                     help="Also run the bare ceiling on this many workers (default: one per "
                          "partition; 0: skip).")
+    ap.add_argument("--restart", type=int, default=0, metavar="N",
+                    help="After the drain, kill -9 the workers, feed N new events and time "
+                         "the restart until they are stored (backlog mode only).")
     ap.add_argument("--sample", type=float, default=10.0, help="Lag sampling period, s.")
     ap.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args()
     if args.realtime and args.rate <= 0:
         ap.error("--realtime needs --rate")
+    if args.restart and args.rate > 0:
+        ap.error("--restart needs the backlog mode (--rate 0)")
     if args.bare_workers is None:
         args.bare_workers = args.partitions
     work = Path(tempfile.mkdtemp(prefix="mw-bench-"))
