@@ -542,18 +542,20 @@ def crash_and_recover(args: argparse.Namespace, broker: EmbeddedBroker, settings
     expected = stored_before + probe
     t0 = time.monotonic()
     start_workers("-restart")
-    first = None
+    meter = cpu_meter(broker, [w.proc.pid for w in workers])
+    first, dark_cpu = None, meter.used()
     while (stored := stored_events(settings.sqlite_path)) < expected:
         now = time.monotonic()
         if first is None and stored > stored_before:
-            first = now - t0
+            first, dark_cpu = now - t0, meter.used()
         if not all(w.alive() for w in workers):
             raise RuntimeError("a restarted worker died:\n" + workers[0].tail())
         if now - t0 > args.timeout:
             raise TimeoutError(f"{expected - stored:,} events not stored after the restart")
         time.sleep(0.1)
     done = time.monotonic() - t0
-    first = done if first is None else first
+    if first is None:
+        first, dark_cpu = done, meter.used()
     time.sleep(1)  # a last look: nothing more may arrive
     final = stored_events(settings.sqlite_path)
     rss = max(peak_rss_mb(w.proc.pid) for w in workers)
@@ -566,6 +568,8 @@ def crash_and_recover(args: argparse.Namespace, broker: EmbeddedBroker, settings
         f"  restart -> first new event stored  {first:7.1f} s\n"
         f"  restart -> all {probe:,} stored{'':<9}{done:7.1f} s\n"
         f"  Faust reading changelogs           {restore:7.1f} s  (slowest worker)\n"
+        f"  CPU until the first was stored     " + ", ".join(
+            f"{k} {v:.1f} s" for k, v in dark_cpu.items()) + "\n"
         f"  peak RSS of a restarted worker     {rss:7.0f} MB\n"
         f"  store: {final:,} events, expected {expected:,}"
         f" ({'exact' if final == expected else 'MISMATCH'})\n")

@@ -50,3 +50,23 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     bad.write_text("accounts: [", encoding="utf-8")
     with pytest.raises(RegistryError, match="invalid YAML"):
         Registry.load(bad)
+
+
+def test_libyaml_parser_reads_what_the_python_parser_reads(tmp_path: Path) -> None:
+    """The registry is parsed with libyaml's safe loader when PyYAML has it; a generated
+    matrix (Chinese names, dates, nulls, nesting) must read the same as with safe_load."""
+    from matrixwatch.collectors.simulator import build_matrix, write_registry
+    from matrixwatch.registry import _safe_load
+
+    p = tmp_path / "matrix.yaml"
+    write_registry(p, build_matrix(seed=3))
+    text = p.read_text(encoding="utf-8") + "extra:\n  since: 2026-01-02\n  none: ~\n"
+    assert _safe_load(text) == yaml.safe_load(text)
+    assert len(Registry.load(p)) == len(Registry.from_dict(yaml.safe_load(p.read_text())))
+
+
+def test_registry_yaml_refuses_python_tags(tmp_path: Path) -> None:
+    p = tmp_path / "matrix.yaml"
+    p.write_text("accounts: !!python/object/apply:os.system ['true']\n", encoding="utf-8")
+    with pytest.raises(RegistryError, match="invalid YAML"):
+        Registry.load(p)
