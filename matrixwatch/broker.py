@@ -205,14 +205,16 @@ def true_end_offsets(bootstrap: str, reported: dict[Any, int]) -> dict[Any, int]
         consumer.close()
 
 
-def patch_faust_highwaters(bootstrap: str) -> None:
+def patch_faust_highwaters() -> None:
     """Make Faust's table recovery read changelogs to their true end (see above).
 
     Faust recovers a table by reading its changelog up to the partition's highwater;
     with Tansu's short highwater it would drop the last writes of every partition, and
-    a restarted worker would forget open linkage tasks and fired alerts.
+    a restarted worker would forget open linkage tasks and fired alerts. The broker asked
+    is the consumer's own (the patch is process-wide; an app built earlier for another
+    broker must not decide it).
     """
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, server_list
 
     if getattr(AIOKafkaConsumerThread, "_mw_patched", False):
         return
@@ -220,6 +222,8 @@ def patch_faust_highwaters(bootstrap: str) -> None:
 
     async def _highwaters(self: Any, partitions: list[Any]) -> Any:
         reported = dict(await original(self, partitions))
+        transport = self.transport
+        bootstrap = ",".join(server_list(transport.url, transport.default_port))
         return await asyncio.get_running_loop().run_in_executor(
             None, true_end_offsets, bootstrap, reported)
 

@@ -46,7 +46,7 @@ from matrixwatch.alerts.dispatch import (
 from matrixwatch.alerts.engine import RuleEngine
 from matrixwatch.alerts.notifiers.base import close_shared_clients
 from matrixwatch.alerts.rules import load_rules
-from matrixwatch.broker import bootstrap_of, patch_faust_fetch_wait, patch_faust_highwaters
+from matrixwatch.broker import patch_faust_fetch_wait, patch_faust_highwaters
 from matrixwatch.registry import Registry
 from matrixwatch.settings import Settings
 from matrixwatch.streams import packs
@@ -142,7 +142,7 @@ def create_app(
     if hasattr(store, "attach_registry"):  # ES: names, units and regions on documents
         store.attach_registry(registry)
     broker = settings.kafka_url or "kafka://127.0.0.1:9092"
-    patch_faust_highwaters(bootstrap_of(broker))
+    patch_faust_highwaters()
     patch_faust_fetch_wait(settings.fetch_max_wait)
     patch_faust_drain()
     app = faust.App(
