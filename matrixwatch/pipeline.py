@@ -406,17 +406,6 @@ def prepare_topics(settings: Settings, kafka_url: str) -> None:
     ensure_topics(bootstrap_of(kafka_url), pipeline_topics(settings), settings.partitions)
 
 
-@contextlib.contextmanager
-def running_worker(
-    settings: Settings, kafka_url: str, log_path: Path, **extra: str
-) -> Iterator[WorkerProcess]:
-    w = WorkerProcess.start(settings, kafka_url, log_path, **extra)
-    try:
-        yield w
-    finally:
-        w.stop()
-
-
 @dataclass
 class ReplayResult:
     lines: int

@@ -11,17 +11,18 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from rich.console import Group
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from matrixwatch.broker import running_broker
-from matrixwatch.pipeline import Feeder, close_probes, lag, prepare_topics, running_worker
+from matrixwatch.pipeline import Feeder, WorkerProcess, close_probes, lag, prepare_topics
 from matrixwatch.settings import Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -48,6 +49,64 @@ class MemoryCap:
         if self.limit_mb and self.last is not None and self.last >= self.limit_mb:
             self.reached = True
         return not self.reached
+
+
+@dataclass
+class RestartBudget:
+    """At most ``limit`` restarts of a crashed worker within ``window`` seconds. A worker
+    that dies once (OOM kill, a crash) is restarted and recovers its state from the
+    changelogs; one that dies on every start (bad settings, a bug) must stop ``run`` with
+    its log instead of looping."""
+
+    limit: int = 5
+    window: float = 600.0
+    times: list[float] = field(default_factory=list)
+
+    def allow(self, now: float) -> bool:
+        self.times = [t for t in self.times if now - t < self.window]
+        if len(self.times) >= self.limit:
+            return False
+        self.times.append(now)
+        return True
+
+
+class SupervisedWorker:
+    """The worker process of ``run``, started again when it exits (within the budget)."""
+
+    def __init__(self, start: Callable[[], WorkerProcess],
+                 budget: RestartBudget | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.start, self.budget, self.clock = start, budget or RestartBudget(), clock
+        self.current: WorkerProcess | None = None
+        self.restarts = 0
+
+    def __enter__(self) -> SupervisedWorker:
+        self.current = self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.current is not None:
+            self.current.stop()
+
+    def check(self) -> tuple[bool, str | None]:
+        """(running, what happened): (True, None) while the worker runs; (True, message)
+        after a restart; (False, message) when the budget is spent."""
+        w = self.current
+        if w is None or w.alive():
+            return True, None
+        code = w.proc.returncode
+        tail = w.tail()
+        if not self.budget.allow(self.clock()):
+            return False, (f"worker exited with code {code} after {self.budget.limit} "
+                           f"restarts within {self.budget.window / 60:.0f} min: giving up"
+                           f"\n{tail}")
+        self.current = self.start()
+        self.restarts += 1
+        return True, (f"worker exited with code {code}; restarted ({self.restarts} so far): "
+                      f"its state comes back from the changelogs first\n{tail}")
+
+    def tail(self) -> str:
+        return self.current.tail() if self.current is not None else ""
 
 
 def shanghai(ts: str) -> str:
@@ -119,9 +178,9 @@ def run_main(settings: Settings, *, rate: float, duration: float = 0.0,
         prepare_topics(settings, url)
         # The simulated clock starts now and runs ahead of the wall clock (~800x at the
         # default rate): the worker's far-future guard would refuse the feed within minutes.
-        with running_worker(settings, url, settings.data_dir / "worker.log",
-                            MW_MAX_FUTURE_SKEW="inf") as worker, \
-                running_console(settings, console_port) as console:
+        with SupervisedWorker(lambda: WorkerProcess.start(
+                settings, url, settings.data_dir / "worker.log", MW_MAX_FUTURE_SKEW="inf",
+        )) as worker, running_console(settings, console_port) as console:
             feeder = Feeder(settings, url)
             store = SQLiteStore(settings.store_path)
             sim = Simulator(matrix or build_matrix(), start=datetime.now(tz=SHANGHAI))
@@ -135,8 +194,10 @@ def run_main(settings: Settings, *, rate: float, duration: float = 0.0,
                     now = time.monotonic()
                     if duration and now - started > duration:
                         break
-                    if not worker.alive():
-                        live.console.print("[red]worker exited[/]\n" + worker.tail())
+                    running, happened = worker.check()
+                    if happened is not None:
+                        live.console.print(f"[red]{escape(happened)}[/]")
+                    if not running:
                         close_probes()
                         return 1
                     due = int((now - started) * rate) - produced

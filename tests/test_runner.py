@@ -5,14 +5,17 @@ the machine."""
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from matrixwatch.runner import MemoryCap
+from matrixwatch.runner import MemoryCap, RestartBudget, SupervisedWorker
 
 
 def test_the_cap_pauses_for_good_once_reached() -> None:
@@ -27,6 +30,57 @@ def test_no_limit_or_no_reading_never_pauses() -> None:
     assert MemoryCap(0.0, lambda: 10**6).allows_feeding()
     unknown = MemoryCap(1.0, lambda: None)
     assert unknown.allows_feeding() and unknown.last is None
+
+
+def test_the_restart_budget_slides_over_its_window() -> None:
+    budget = RestartBudget(limit=2, window=60.0)
+    assert budget.allow(0.0) and budget.allow(10.0)
+    assert not budget.allow(30.0)  # a third crash within a minute: give up
+    assert budget.allow(61.0)  # the first has left the window
+
+
+class _FakeWorker:
+    def __init__(self, n: int) -> None:
+        self.n, self.exit_code = n, None
+
+    @property
+    def proc(self) -> Any:
+        return self
+
+    @property
+    def returncode(self) -> int | None:
+        return self.exit_code
+
+    def alive(self) -> bool:
+        return self.exit_code is None
+
+    def tail(self) -> str:
+        return f"log of worker {self.n}"
+
+    def stop(self) -> None:
+        self.exit_code = self.exit_code if self.exit_code is not None else 0
+
+
+def test_a_crashed_worker_is_restarted_until_the_budget_is_spent() -> None:
+    started: list[_FakeWorker] = []
+
+    def start() -> Any:
+        started.append(_FakeWorker(len(started)))
+        return started[-1]
+
+    now = [0.0]
+    with SupervisedWorker(start, RestartBudget(limit=1, window=600.0), lambda: now[0]) as sup:
+        assert sup.check() == (True, None)
+        started[0].exit_code = -9
+        running, msg = sup.check()
+        assert running and msg is not None and "code -9" in msg and "restarted (1" in msg
+        assert "log of worker 0" in msg and sup.current is started[1]
+        now[0] = 5.0
+        started[1].exit_code = 1
+        running, msg = sup.check()
+        assert not running and msg is not None and "giving up" in msg
+        assert len(started) == 2  # not started a third time
+    assert all(not w.alive() for w in started)
 
 
 def _run(tmp_path: Path, seconds: float, **env: str) -> tuple[subprocess.CompletedProcess[str],
@@ -61,3 +115,45 @@ def test_run_pauses_the_feed_at_the_broker_memory_limit(tmp_path: Path) -> None:
     assert "simulated feed paused" in res.stdout
     assert "MW_EMBEDDED_BROKER_MAX_MB" in res.stdout
     assert stored == 0  # nothing was sent: Tansu holds more than 1 MB from the start
+
+
+@pytest.mark.broker
+def test_run_restarts_a_killed_worker_and_goes_on_storing(tmp_path: Path) -> None:
+    """kill -9 of `run`'s worker: it is started again, recovers, and events keep being
+    stored; `run` still ends normally."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("MW_")}
+    full.update(MW_DATA_DIR=str(tmp_path / "var"), COLUMNS="120")
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "matrixwatch", "run", "--duration", "300", "--console-port", "0"],
+        cwd=tmp_path, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    store = tmp_path / "var" / "store.sqlite"
+
+    def stored() -> int:
+        try:
+            with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+                return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    try:
+        deadline = time.monotonic() + 40
+        while stored() == 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        before = stored()
+        assert before > 0, "nothing stored before the kill"
+        workers = subprocess.run(["pgrep", "-P", str(runner.pid), "-f", "matrixwatch worker"],
+                                 capture_output=True, text=True).stdout.split()
+        assert len(workers) == 1, workers
+        os.kill(int(workers[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while stored() <= before and time.monotonic() < deadline and runner.poll() is None:
+            time.sleep(0.5)
+        after = stored()
+        runner.send_signal(signal.SIGINT)  # `run` stops on Ctrl-C
+        out, _ = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, out[-3000:]
+    assert "worker exited with code -9; restarted (1 so far)" in out
+    assert after > before, out[-3000:]
