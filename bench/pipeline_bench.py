@@ -516,13 +516,15 @@ def faust_recovery_seconds(log: Path) -> float:
     """Seconds a worker spent reading changelogs, from Faust's recovery log lines
     ("Restoring state from changelog topics..." → "Done reading from changelog topics"),
     summed over its rebalances."""
+    def stamp(line: str) -> datetime:  # "[2026-12-05 23:32:22,542] [pid] [INFO] ..."
+        return datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
+
     total, began = 0.0, None
     for line in log.read_text(errors="replace").splitlines():
         if "Restoring state from changelog topics" in line:
-            began = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
+            began = stamp(line)
         elif "Done reading from changelog topics" in line and began is not None:
-            total += (datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
-                      - began).total_seconds()
+            total += (stamp(line) - began).total_seconds()
             began = None
     return total
 

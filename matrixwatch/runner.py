@@ -105,9 +105,6 @@ class SupervisedWorker:
         return True, (f"worker exited with code {code}; restarted ({self.restarts} so far): "
                       f"its state comes back from the changelogs first\n{tail}")
 
-    def tail(self) -> str:
-        return self.current.tail() if self.current is not None else ""
-
 
 def shanghai(ts: str) -> str:
     """Times shown to people are Asia/Shanghai."""
