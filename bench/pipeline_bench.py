@@ -586,7 +586,8 @@ def run_bare(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
         "" if workers == args.workers else f"-{workers}w")
     env = {**os.environ, "BARE_KAFKA_URL": broker.url, "BARE_APP_ID": group,
            "BARE_STOCK": "1" if stock else "0", "BARE_PARTITIONS": str(args.partitions),
-           "BARE_LOOP": Settings().event_loop}  # the workers' loop (MW_EVENT_LOOP)
+           "BARE_LOOP": Settings().event_loop,  # the workers' loop (MW_EVENT_LOOP)
+           "BARE_COMPRESSION": Settings().compression}  # and their producers' codec
     procs = []
     for i in range(workers):
         with open(work / f"{group}{i}.log", "ab") as log:
@@ -658,7 +659,8 @@ def main() -> int:
             ensure_topics(broker.bootstrap, ["bare-src", "bare-dst"], args.partitions)
             bare_producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=20,
                                           batch_size=FEEDER_BATCH_BYTES,  # as the Feeder
-                                          max_request_size=5 * 1024 * 1024)
+                                          max_request_size=5 * 1024 * 1024,
+                                          compression_type=Settings().compression_type)
         pipe = run_pipeline(args, broker, work, matrix, bare_producer)
         bare: dict[str, float] = {}
         if bare_producer is not None:

@@ -157,6 +157,7 @@ class Feeder:
                 batch_size=FEEDER_BATCH_BYTES,
                 max_request_size=MAX_MESSAGE_BYTES + 65536,
                 client_id="matrixwatch-feeder",
+                compression_type=settings.compression_type,
             )
         self.producer = producer
         self.max_in_flight = 20_000

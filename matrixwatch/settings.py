@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,15 @@ class Settings(BaseSettings):
         "within run-to-run spread. After a crash up to this much input is processed again "
         "(idempotently). "
         "Faust's default is 2.8, Kafka Streams' 30.",
+    )
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "zstd",
+        description="Compression of every record batch matrixwatch produces (workers, feeder, "
+        "collectors). Kafka and Tansu keep batches as sent, so it shrinks the broker's "
+        "memory and work as well as the wire: 100k simulated Weibo lines (214 MB) took "
+        "226 MB of Tansu's memory and 1.3 s of its CPU uncompressed, 42 MB and 0.2 s with "
+        "zstd, and the clients' CPU fell too (2.0 to 1.6 s, fewer bytes through the "
+        "socket). lz4 measured worse than zstd here on every count.",
     )
     producer_linger: float = Field(
         0.01, description="Seconds the producer waits to batch messages into one request."
@@ -156,6 +166,11 @@ class Settings(BaseSettings):
 
     # --- registry -------------------------------------------------------------------
     registry: Path | None = Field(None, description="matrix.yaml; `run` simulates one if unset.")
+
+    @property
+    def compression_type(self) -> str | None:
+        """``compression`` as Kafka clients take it (None: uncompressed)."""
+        return None if self.compression == "none" else self.compression
 
     @property
     def store_path(self) -> Path:

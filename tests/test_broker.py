@@ -63,3 +63,54 @@ def test_fetch_wait_patch_reaches_the_worker_consumer() -> None:
     assert asyncio.run(wait_ms()) == 50
     patch_faust_fetch_wait(0.2)  # patched once; the latest setting wins
     assert asyncio.run(wait_ms()) == 200
+
+
+def _broker_growth_mb(compression: str, lines: list[bytes]) -> tuple[float, list[bytes]]:
+    """Feed ``lines`` through the Feeder with ``compression``; the broker's memory growth
+    and what an aiokafka consumer (the workers' client) reads back."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from matrixwatch.pipeline import Feeder
+    from matrixwatch.settings import Settings
+
+    settings = Settings(_env_file=None, partitions=1, compression=compression)  # type: ignore[call-arg]
+    with EmbeddedBroker() as b:
+        topic = settings.topic("raw")
+        ensure_topics(b.bootstrap, [topic], 1)
+        before = b.rss_mb() or 0.0
+        feeder = Feeder(settings, b.url)
+        for line in lines:
+            feeder.send_raw(line)
+        feeder.flush()
+        feeder.close()
+        grown = (b.rss_mb() or 0.0) - before
+
+        async def read() -> list[bytes]:
+            c = AIOKafkaConsumer(bootstrap_servers=b.bootstrap, auto_offset_reset="earliest")
+            await c.start()
+            try:
+                c.assign([TopicPartition(topic, 0)])
+                out: list[bytes] = []
+                while len(out) < len(lines):
+                    batch = await c.getmany(timeout_ms=2000)
+                    if not batch:
+                        break
+                    out += [m.value for msgs in batch.values() for m in msgs]
+                return out
+            finally:
+                await c.stop()
+
+        return grown, asyncio.run(read())
+
+
+def test_compressed_batches_round_trip_and_stay_compressed_in_the_broker() -> None:
+    """zstd (the default) is written by kafka-python (the feeder) and read by aiokafka
+    (the workers), and the broker keeps the batches as sent: its memory grows by a
+    fraction of what it grows uncompressed. That is the reason for the setting."""
+    lines = [b'{"id": %d, "text": "%s", "user": {"id": 1}}' % (i, b"x" * 400)
+             for i in range(40_000)]  # ~17 MB, very compressible
+    grown_zstd, read_zstd = _broker_growth_mb("zstd", lines)
+    grown_none, read_none = _broker_growth_mb("none", lines)
+    assert read_zstd == lines and read_none == lines
+    assert grown_none > 10, grown_none  # the payload itself
+    assert grown_zstd < grown_none / 3, (grown_zstd, grown_none)

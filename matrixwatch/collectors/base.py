@@ -213,19 +213,22 @@ class KafkaSink(Sink):
 
     def __init__(self, bootstrap: str, raw_topic: str, health_topic: str,
                  *, max_request_size: int = 4 * 1024 * 1024 + 65536,
-                 client_id: str = "matrixwatch-collector") -> None:
+                 client_id: str = "matrixwatch-collector",
+                 compression_type: str | None = None) -> None:
         self.bootstrap = bootstrap
         self.raw_topic = raw_topic
         self.health_topic = health_topic
         self.max_request_size = max_request_size
         self.client_id = client_id
+        self.compression_type = compression_type
         self._producer: Any = None
 
     @classmethod
     def from_settings(cls, settings: Any, kafka_url: str) -> KafkaSink:
         from matrixwatch.broker import bootstrap_of
 
-        return cls(bootstrap_of(kafka_url), settings.topic("raw"), settings.topic("health"))
+        return cls(bootstrap_of(kafka_url), settings.topic("raw"), settings.topic("health"),
+                   compression_type=settings.compression_type)
 
     async def start(self) -> None:
         if self._producer is not None:
@@ -235,7 +238,7 @@ class KafkaSink(Sink):
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
             max_request_size=self.max_request_size, client_id=self.client_id,
-            request_timeout_ms=30000,
+            request_timeout_ms=30000, compression_type=self.compression_type,
         )
         await self._producer.start()
 

@@ -166,6 +166,7 @@ def create_app(
         # the broker round trip, not CPU, caps throughput (~1.5k msg/s measured on Tansu).
         producer_linger=settings.producer_linger,
         producer_max_batch_size=256 * 1024,
+        producer_compression_type=settings.compression_type,
         consumer_max_fetch_size=4 * 1024 * 1024,
         table_standby_replicas=0,
         datadir=str(settings.data_dir / "faust"),

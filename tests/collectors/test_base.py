@@ -14,11 +14,13 @@ from matrixwatch.collectors.base import (
     AuthExpired,
     HealthTracker,
     Item,
+    KafkaSink,
     MemorySink,
     RetryableError,
 )
 from matrixwatch.collectors.cursors import CursorStore
 from matrixwatch.collectors.http import _retry_after, is_login_url
+from matrixwatch.settings import Settings
 from matrixwatch.streams.normalize import InvalidInput
 from matrixwatch.streams.normalized import event_from_dict, is_normalized
 
@@ -107,3 +109,12 @@ def test_http_helpers() -> None:
     assert is_login_url("https://passport.weibo.cn/signin/welcome?entry=mweibo")
     assert is_login_url("https://m.weibo.cn/login?backURL=x")
     assert not is_login_url("https://m.weibo.cn/status/O0000001a")
+
+
+def test_kafka_sink_compresses_with_the_configured_codec() -> None:
+    def codec(compression: str) -> str | None:
+        settings = Settings(_env_file=None, compression=compression)  # type: ignore[call-arg]
+        return KafkaSink.from_settings(settings, "kafka://127.0.0.1:9").compression_type
+
+    assert codec("zstd") == "zstd"
+    assert codec("none") is None

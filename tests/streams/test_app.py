@@ -22,3 +22,14 @@ def test_changelogs_are_compacted_and_co_partitioned(tmp_path: Path) -> None:
         assert topic.compacting is True and not topic.deleting
         assert topic.internal is True
         assert topic.partitions == 6
+
+
+def test_producers_compress_with_the_configured_codec(tmp_path: Path) -> None:
+    def codec(**kw: object) -> object:
+        settings = Settings(_env_file=None, kafka_url="kafka://127.0.0.1:1",  # type: ignore[call-arg]
+                            data_dir=tmp_path, sqlite_path=tmp_path / "store.sqlite", **kw)
+        return create_app(settings).app.conf.producer_compression_type
+
+    assert codec() == "zstd"
+    assert codec(compression="lz4") == "lz4"
+    assert codec(compression="none") is None
