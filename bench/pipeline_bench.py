@@ -17,12 +17,14 @@ exact figures from a local webhook receiver that every alert is routed to), cons
 over time, peak RSS per process, and the bare Faust consume→produce rate on the same lines
 and broker with the ratio between the two.
 
-The bare ceiling is latency-bound, not CPU-bound: with more worker processes it rises
-(300k lines of the 10k-account feed, 4 partitions: 5,126 / 7,134 / 7,874 / 11,350 events/s
-with 1 / 2 / 3 / 4 workers), while the pipeline, CPU-bound, does not (3,935 with 2 workers,
-3,480 with 4). So besides the ratio at the same worker count, the bare agent also runs with
-one worker per partition (``--bare-workers``), and the ratio to that best ceiling is
-printed too. So is the CPU each costs per event (workers and broker): the one figure of
+Uncompressed, the bare ceiling was latency-bound and rose with worker processes (300k lines
+of the 10k-account feed, 4 partitions: 5,126 / 7,134 / 7,874 / 11,350 events/s with 1 / 2 /
+3 / 4 workers). With the pipeline's codec (zstd by default; the bare agent and its input
+use it too) the broker answers sooner and the bare agent is nearly CPU-bound: 10,483 /
+10,844 events/s with 2 / 4 workers on 300k lines, 12,979 / 15,758 on 1M. The pipeline is
+CPU-bound either way. So besides the ratio at the same worker count, the bare agent also
+runs with one worker per partition (``--bare-workers``), and the ratio to that best ceiling
+is printed too. So is the CPU each costs per event (workers and broker): the one figure of
 the two that does not depend on how latency-bound a run is.
 
 ``--restart N`` then crashes the drained pipeline (kill -9 every worker), feeds N new
@@ -188,6 +190,18 @@ def kafka_messages(samples: list[Sample]) -> dict[str, tuple[float, float]]:
             topic = f"{s.labels['table']}-changelog (write-behind)"
             out.setdefault(topic, [0.0, 0.0])[1] += s.value
     return {t: (r, w) for t, (r, w) in out.items()}
+
+
+def alert_decisions(samples: list[Sample]) -> dict[str, dict[str, float]]:
+    """Per rule, the dispatcher's decisions by outcome (new, realert, duplicate…), summed
+    over the workers: every alert the engine emits crosses mw-alerts and is decided,
+    stored or not."""
+    out: dict[str, dict[str, float]] = {}
+    for s in samples:
+        if s.name == "matrixwatch_alert_decisions_total":
+            row = out.setdefault(s.labels["rule"], {})
+            row[s.labels["outcome"]] = row.get(s.labels["outcome"], 0.0) + s.value
+    return out
 
 
 class LagSampler(threading.Thread):
@@ -472,6 +486,11 @@ def run_pipeline(args: argparse.Namespace, broker: EmbeddedBroker, work: Path, m
     print(f"  {'event → webhook received':<27} n={len(lat):>9,}  p50={quantile(lat, .5):8.2f}s"
           f"  p99={quantile(lat, .99):8.2f}s  (exact, local receiver; "
           f"{len(hook.arrivals):,} deliveries incl. time-driven and digests)")
+    if decisions := alert_decisions(scraped):
+        print("alert decisions per 1,000 input events, by rule (dispatcher outcome):")
+        for rule, row in sorted(decisions.items(), key=lambda kv: -sum(kv[1].values())):
+            parts = ", ".join(f"{o} {1000 * v / n:.2f}" for o, v in sorted(row.items()))
+            print(f"  {rule:<22} {1000 * sum(row.values()) / n:7.2f}  ({parts})")
     msgs = kafka_messages(scraped)
     if msgs:
         print("Kafka messages per input event, received / sent by the workers "
