@@ -27,10 +27,11 @@ def test_starts_on_loopback_creates_topics_and_stops() -> None:
         pass
 
 
-def test_true_end_offsets_reads_past_tansus_short_highwater() -> None:
+@pytest.mark.parametrize("codec", [None, "zstd"])
+def test_true_end_offsets_reads_past_tansus_short_highwater(codec: str | None) -> None:
     with EmbeddedBroker() as b:
         ensure_topics(b.bootstrap, ["t"], 2)
-        p = KafkaProducer(bootstrap_servers=b.bootstrap, linger_ms=50)
+        p = KafkaProducer(bootstrap_servers=b.bootstrap, linger_ms=50, compression_type=codec)
         for _ in range(25):
             p.send("t", b"x", partition=0)
         p.flush()
