@@ -18,6 +18,10 @@ SINK_ERRORS = Counter("matrixwatch_sink_errors_total", "Failed store writes", ["
 ALERTS_FIRED = Counter(
     "matrixwatch_alerts_fired_total", "Alerts fired", ["rule", "severity"]
 )
+ALERT_KEYS_EXPIRED = Counter(
+    "matrixwatch_alert_keys_expired_total",
+    "Alert keys whose dispatch state was deleted after alert_key_retention",
+)
 OPEN_TASKS = Gauge("matrixwatch_linkage_open_tasks", "Open linkage tasks on this worker")
 CONSUMER_LAG = Gauge(
     "matrixwatch_consumer_lag", "Messages behind the end of a partition", ["topic", "partition"]

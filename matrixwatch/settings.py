@@ -145,6 +145,20 @@ class Settings(BaseSettings):
         None, description="Directory of alert rule YAML files; default: the packaged rules "
         "(matrixwatch/alerts/rules). Channels: MW_ALERT_CHANNELS (see alerts/channels.py).",
     )
+    alert_key_retention: float = Field(
+        7 * 86400.0, gt=0,
+        description="Seconds of event time an alert key's dispatch state (ids seen, "
+        "realert and escalation marks) is kept after its last alert, beyond the longest "
+        "realert/escalation window; then it is deleted. Keys are per post for most rules, "
+        "so without it the table grew with every post that ever alerted. A duplicate of "
+        "an alert older than this (a collector re-fetching week-old posts) is notified "
+        "again. Only live: a finite replay (infinite lateness) keeps every key.",
+    )
+    alert_key_expiry_interval: float = Field(
+        300.0, gt=0,
+        description="Wall-clock seconds between scans for expired alert keys. A scan "
+        "visits every key of the worker under the dispatch lock, and retention is days.",
+    )
     sweep_interval: float = Field(
         10.0, description="Wall-clock seconds between checks of time-driven rules "
         "(stale accounts, unanswered questions)."

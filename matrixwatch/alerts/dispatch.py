@@ -243,16 +243,26 @@ class Dispatcher:
         digests = [digest_for(ch, entries) for ch, entries in sorted(by_channel.items())]
         return changes, digests
 
-    def expired(self, state: dict | None, watermark: float) -> bool:
-        """True when a key's state can be deleted: nothing for a day past its windows,
-        and no held alert waiting for its digest."""
+    def expired(self, state: dict | None, watermark: float, retention: float = 86400.0,
+                key: str | None = None) -> bool:
+        """True when a key's state can be deleted: nothing for ``retention`` past its
+        windows (its own rule's, when ``key`` names one; else the longest of all rules),
+        and no held alert waiting for its digest.
+
+        With ``retention`` at least the allowed lateness, deleting it changes no
+        decision on an alert at or after the watermark: it would be outside every
+        realert and escalation window of the old state, so it is decided as on a new
+        key either way. Only a duplicate (same id) arriving later than that is sent
+        again."""
         if not state or state.get("last") is None:
             return not (state or {}).get("queue")
         if state.get("queue"):
             return False
-        horizon = 86400.0 + max((max(r.realert, r.escalate_reset or 0.0)
-                                 for r in self.rules.values()), default=0.0)
-        return state["last"] < watermark - horizon
+        rule = self.rules.get(key.split("|", 1)[0]) if key else None
+        rules = [rule] if rule is not None else self.rules.values()
+        horizon = retention + max((max(r.realert, r.escalate_reset or 0.0) for r in rules),
+                                  default=0.0)
+        return bool(state["last"] < watermark - horizon)
 
 
 class HeldIndex:

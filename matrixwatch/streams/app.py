@@ -43,7 +43,7 @@ from matrixwatch.alerts.dispatch import (
     HeldIndex,
     deliver,
 )
-from matrixwatch.alerts.engine import RuleEngine
+from matrixwatch.alerts.engine import END_OF_INPUT_GUARD, RuleEngine
 from matrixwatch.alerts.notifiers.base import close_shared_clients
 from matrixwatch.alerts.rules import load_rules
 from matrixwatch.broker import patch_faust_fetch_wait, patch_faust_highwaters
@@ -666,6 +666,30 @@ def create_app(
             held.note(states.items())
         if states:  # a timer: no offset commit may follow soon
             await dispatch_state.flush(app, only=states)
+
+    @app.timer(settings.alert_key_expiry_interval)
+    async def expire_alert_keys() -> None:
+        """Delete dispatch states idle past ``alert_key_retention`` (Dispatcher.expired).
+
+        Event time decides, by the input watermark: a finite replay (infinite lateness)
+        never has one, so its decisions never depend on when this ran. A failure is
+        logged and retried at the next interval (an exception would stop the worker).
+        """
+        watermark = owner_wm.value()
+        if not math.isfinite(watermark) or watermark >= END_OF_INPUT_GUARD:
+            return
+        try:
+            async with dispatch_lock, gate.changing():
+                gone: dict[str, Any] = {
+                    key: None for key, st in dispatch_state.items()
+                    if dispatcher.expired(st, watermark, settings.alert_key_retention, key)}
+                dispatch_state.update(gone)
+                held.note(gone.items())
+            if gone:
+                metrics.ALERT_KEYS_EXPIRED.inc(len(gone))
+                await dispatch_state.flush(app, only=gone)
+        except Exception:
+            log.exception("expiring alert keys failed; retrying at the next interval")
 
     @app.agent(topics["dlq"])
     async def dead_letters(stream: faust.StreamT[DeadLetter]) -> None:

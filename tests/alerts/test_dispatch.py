@@ -172,6 +172,35 @@ def test_expired_state() -> None:
     assert d.expired(None, 0.0)
 
 
+def test_retention_sets_the_horizon_and_expiry_changes_no_timely_decision() -> None:
+    """Deleting an expired key is safe: an alert at or after the watermark is decided
+    on the old state exactly as on a new key (the pipeline expires by the watermark)."""
+    d = Dispatcher([RULE], CHANNELS)
+    week = 7 * 86400.0
+    st = None
+    for i in range(5):  # realert, then escalation
+        st, _ = d.decide(st, alert(NOON + timedelta(minutes=40 * i)))
+    last = (NOON + timedelta(minutes=160)).timestamp()
+    windows = max(RULE.realert, RULE.escalate_reset or 0.0)
+    assert not d.expired(st, last + 3 * 86400, week)
+    assert not d.expired(st, last + week + windows - 1, week)
+    watermark = last + week + windows + 1
+    assert d.expired(st, watermark, week)
+    assert d.expired(st, watermark, week, key=Dispatcher.key(alert(NOON)))
+    longer = rule("type: spike\nrealert: 1h\nescalate_after: 2h\nescalate_reset: 30d\n",
+                  name="sp")
+    d2 = Dispatcher([RULE, longer], CHANNELS)  # a key is held by its own rule's windows
+    assert not d2.expired(st, watermark, week)
+    assert d2.expired(st, watermark, week, key=Dispatcher.key(alert(NOON)))
+    assert not d2.expired(st, watermark, week, key="sp|weibo|1")
+    for later in (watermark, watermark + 60):
+        a = alert(datetime.fromtimestamp(later, NOON.tzinfo))
+        _, kept = d.decide(json.loads(json.dumps(st)), a)
+        _, fresh = d.decide(None, a)
+        assert (kept.store, kept.reason, kept.channels, kept.alert) == \
+            (fresh.store, fresh.reason, fresh.channels, fresh.alert)
+
+
 # --- fan-out of deliveries ------------------------------------------------------------
 
 
