@@ -102,7 +102,3 @@ class CollectorSettings(Settings):
 
     def push_secret(self) -> str | None:
         return _read_secret(self.push_token, self.push_token_file)
-
-
-def get_collector_settings(**overrides: object) -> CollectorSettings:
-    return CollectorSettings(**overrides)  # type: ignore[arg-type]

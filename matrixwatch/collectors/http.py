@@ -185,9 +185,6 @@ class Fetcher:
                 return resp
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def get_json(self, url: str, params: Mapping[str, Any] | None = None) -> Any:
-        return (await self.get(url, params)).json()
-
     async def _once(
         self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None
     ) -> Response:

@@ -52,10 +52,6 @@ class User:
     role: str
     digest: str = field(repr=False)
 
-    @property
-    def is_manager(self) -> bool:
-        return self.role == MATRIX_MANAGER
-
     def public(self) -> dict[str, str]:
         return {"name": self.name, "role": self.role}
 

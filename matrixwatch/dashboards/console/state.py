@@ -132,10 +132,6 @@ class ConsoleState:
     def state(self, alert_id: str) -> AlertState:
         return self.states([alert_id]).get(alert_id, AlertState(alert_id))
 
-    def ids_with_status(self, status: str) -> set[str]:
-        return {r[0] for r in self._q("SELECT alert_id FROM alert_state WHERE status=?",
-                                      (status,))}
-
     def apply(self, alert_id: str, user: str, action: str, *, assignee: str | None = None,
               note: str | None = None, now: float | None = None) -> AlertState:
         """Apply one workflow action and append it to the alert's history, atomically."""
