@@ -696,7 +696,9 @@ def main() -> int:
     print(f"  worker (full pipeline)  {pipe['worker_rss']:8.0f} MB  (largest of {args.workers})")
     if bare:
         print(f"  worker (bare Faust)     {bare['rss']:8.0f} MB")
-    print(f"  broker (tansu, memory)  {broker_rss:8.0f} MB  (holds every topic in memory)")
+    held = ("every topic in memory, the bare runs' input and output included: --no-bare "
+            "for the pipeline's own" if bare else "every topic in memory")
+    print(f"  broker (tansu, memory)  {broker_rss:8.0f} MB  (holds {held})")
     print(f"  this bench process      "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:8.0f} MB")
     if bare:
