@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from matrixwatch.eventloop import EventLoop
@@ -181,6 +181,16 @@ class Settings(BaseSettings):
 
     # --- registry -------------------------------------------------------------------
     registry: Path | None = Field(None, description="matrix.yaml; `run` simulates one if unset.")
+
+    @model_validator(mode="after")
+    def _retention_covers_lateness(self) -> Settings:
+        """An alert key forgotten sooner than the allowed lateness could be decided
+        differently for an alert still on time (see Dispatcher.expired)."""
+        if self.alert_key_retention < self.allowed_lateness < float("inf"):
+            raise ValueError(
+                f"alert_key_retention ({self.alert_key_retention:g} s) must be at least "
+                f"allowed_lateness ({self.allowed_lateness:g} s)")
+        return self
 
     @property
     def compression_type(self) -> str | None:
