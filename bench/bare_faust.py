@@ -23,6 +23,7 @@ import os
 import faust
 
 from matrixwatch import eventloop
+from matrixwatch.settings import Settings
 from matrixwatch.streams.fastpath import patch_faust_drain
 
 eventloop.install(os.environ.get("BARE_LOOP", "uvloop"))  # type: ignore[arg-type]
@@ -47,8 +48,9 @@ app = faust.App(
     producer_linger=float(os.environ.get("BARE_LINGER", "0.01")),  # same as the pipeline
     producer_max_batch_size=256 * 1024,
     # The pipeline's codec (MW_COMPRESSION): compressed batches also cost the broker less.
-    producer_compression_type=None if os.environ.get("BARE_COMPRESSION", "none") == "none"
-    else os.environ["BARE_COMPRESSION"],
+    producer_compression_type=Settings(  # type: ignore[call-arg]
+        _env_file=None, compression=os.environ.get("BARE_COMPRESSION", "none"),
+    ).compression_type,
     consumer_auto_offset_reset="earliest",
     web_enabled=False,
     datadir=os.environ.get("BARE_DATADIR", "/tmp/bare-faust-data"),

@@ -603,10 +603,10 @@ def run_bare(args: argparse.Namespace, broker: EmbeddedBroker, work: Path,
     workers = workers or args.workers
     group = ("bare-stock" if stock else "bare-bench") + (
         "" if workers == args.workers else f"-{workers}w")
+    pipeline = Settings()  # the workers' loop (MW_EVENT_LOOP) and codec (MW_COMPRESSION)
     env = {**os.environ, "BARE_KAFKA_URL": broker.url, "BARE_APP_ID": group,
            "BARE_STOCK": "1" if stock else "0", "BARE_PARTITIONS": str(args.partitions),
-           "BARE_LOOP": Settings().event_loop,  # the workers' loop (MW_EVENT_LOOP)
-           "BARE_COMPRESSION": Settings().compression}  # and their producers' codec
+           "BARE_LOOP": pipeline.event_loop, "BARE_COMPRESSION": pipeline.compression}
     procs = []
     for i in range(workers):
         with open(work / f"{group}{i}.log", "ab") as log:
