@@ -83,15 +83,22 @@ def test_a_crashed_worker_is_restarted_until_the_budget_is_spent() -> None:
     assert all(not w.alive() for w in started)
 
 
-def _run(tmp_path: Path, seconds: float, **env: str) -> tuple[subprocess.CompletedProcess[str],
-                                                               int]:
-    """``matrixwatch run`` as the README runs it, in ``tmp_path``; (process, events stored)."""
+def _run_command(tmp_path: Path, seconds: float, **env: str
+                 ) -> tuple[list[str], dict[str, str]]:
+    """``matrixwatch run`` as the README runs it, with its data in ``tmp_path``/var and
+    none of the caller's MW_ settings: (argv, environment)."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("MW_")}
     full.update(MW_DATA_DIR=str(tmp_path / "var"), COLUMNS="120", **env)
-    res = subprocess.run(
-        [sys.executable, "-m", "matrixwatch", "run", "--duration", str(seconds),
-         "--console-port", "0"],
-        cwd=tmp_path, env=full, capture_output=True, text=True, timeout=180)
+    return ([sys.executable, "-m", "matrixwatch", "run", "--duration", str(seconds),
+             "--console-port", "0"], full)
+
+
+def _run(tmp_path: Path, seconds: float, **env: str) -> tuple[subprocess.CompletedProcess[str],
+                                                               int]:
+    """``matrixwatch run`` in ``tmp_path``, to its end; (process, events stored)."""
+    argv, full = _run_command(tmp_path, seconds, **env)
+    res = subprocess.run(argv, cwd=tmp_path, env=full, capture_output=True, text=True,
+                         timeout=180)
     store = tmp_path / "var" / "store.sqlite"
     with sqlite3.connect(store) as db:
         stored = db.execute("SELECT count(*) FROM events").fetchone()[0]
@@ -121,11 +128,9 @@ def test_run_pauses_the_feed_at_the_broker_memory_limit(tmp_path: Path) -> None:
 def test_run_restarts_a_killed_worker_and_goes_on_storing(tmp_path: Path) -> None:
     """kill -9 of `run`'s worker: it is started again, recovers, and events keep being
     stored; `run` still ends normally."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("MW_")}
-    full.update(MW_DATA_DIR=str(tmp_path / "var"), COLUMNS="120")
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "matrixwatch", "run", "--duration", "300", "--console-port", "0"],
-        cwd=tmp_path, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    argv, full = _run_command(tmp_path, 300)
+    runner = subprocess.Popen(argv, cwd=tmp_path, env=full, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
     store = tmp_path / "var" / "store.sqlite"
 
     def stored() -> int:
