@@ -112,7 +112,10 @@ def shanghai(ts: str) -> str:
 
 
 def _view(store: object, produced: int, current_lag: dict[str, int] | None,
-          started: float, broker_mb: float | None = None) -> Group:
+          started: float, broker_mb: float | None = None, stored_before: int = 0) -> Group:
+    """The live view. Rates count this run's events only, and "latest" means latest
+    stored (rowid), not latest event time: the store keeps earlier runs, whose simulated
+    clock ran ahead of this one's, so their rows would stay on top by time."""
     from matrixwatch.streams.sinks.sqlite import SQLiteStore
 
     assert isinstance(store, SQLiteStore)
@@ -124,17 +127,17 @@ def _view(store: object, produced: int, current_lag: dict[str, int] | None,
         f"alerts [bold]{c['alerts']:,}[/]", f"closed tasks [bold]{c['linkage']:,}[/]",
         f"dead letters [bold]{c['dead_letters']:,}[/]",
         f"lag [bold]{sum(current_lag.values()) if current_lag else '-'}[/]",
-        f"{c['events'] / elapsed:,.0f} ev/s",
+        f"{(c['events'] - stored_before) / elapsed:,.0f} ev/s",
         *([f"broker [bold]{broker_mb:,.0f}[/] MB"] if broker_mb is not None else []),
     )
     alerts = Table("时间 (Asia/Shanghai)", "级别", "规则", "内容", expand=True)
-    for (doc,) in store.query("SELECT doc FROM alerts ORDER BY ts DESC LIMIT 8"):
+    for (doc,) in store.query("SELECT doc FROM alerts ORDER BY rowid DESC LIMIT 8"):
         a = json.loads(doc)
         alerts.add_row(shanghai(a["timestamp"]), f"[{SEVERITY_STYLE[a['severity']]}]"
                        f"{a['severity']}[/]", a["rule"], a.get("message", "")[:90])
     neg = Table("时间", "账号", "负面内容", expand=True)
     for (doc,) in store.query(
-        "SELECT doc FROM events WHERE sentiment_label='negative' ORDER BY ts DESC LIMIT 6"
+        "SELECT doc FROM events WHERE sentiment_label='negative' ORDER BY rowid DESC LIMIT 6"
     ):
         e = json.loads(doc)
         neg.add_row(shanghai(e["created_at"]), e.get("account_name") or e["account_id"],
@@ -180,6 +183,7 @@ def run_main(settings: Settings, *, rate: float, duration: float = 0.0,
         )) as worker, running_console(settings, console_port) as console:
             feeder = Feeder(settings, url)
             store = SQLiteStore(settings.store_path)
+            stored_before = store.counts()["events"]
             sim = Simulator(matrix or build_matrix(), start=datetime.now(tz=SHANGHAI))
             feed = sim.events()
             produced, started, next_view = 0, time.monotonic(), 0.0
@@ -211,7 +215,8 @@ def run_main(settings: Settings, *, rate: float, duration: float = 0.0,
                                 "and cannot trim them. The worker goes on with what was "
                                 "sent; for long runs set MW_KAFKA_URL.[/]")
                         current_lag = lag(settings, url)
-                        live.update(_view(store, produced, current_lag, started, cap.last))
+                        live.update(_view(store, produced, current_lag, started, cap.last,
+                                          stored_before))
                         next_view = now + 1.0
                     time.sleep(0.05)
             feeder.close()

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from matrixwatch.eventloop import EventLoop
+
+Interval = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+"""Seconds that must be positive and finite: timers, timeouts, waits (nan or inf would
+stall or spin them)."""
 
 
 class Settings(BaseSettings):
@@ -37,17 +41,20 @@ class Settings(BaseSettings):
     )
     app_id: str = Field("matrixwatch", description="Faust app id; prefixes group and topics.")
     topic_prefix: str = Field("mw", description="Prefix of the project's topics.")
-    partitions: int = Field(4, ge=1, description="Partitions of every topic (parallelism).")
-    broker_rebalance_timeout: float = Field(
+    partitions: int = Field(
+        4, ge=1, le=1024, description="Partitions of every topic (parallelism). Every "
+        "worker handles each partition of every topic: at 100,000 a replay had not started "
+        "after a minute.")
+    broker_rebalance_timeout: Interval = Field(
         3.0, description="Seconds; short so a worker on Tansu is ready in ~5 s, not 30 s. "
         "Kafka evicts a member that has not rejoined a rebalance by then, such as one "
         "whose batch waits out a store outage; it then neither flushes its changelogs "
         "nor commits until it rejoins (writebehind.fenced). docker-compose sets 60.",
     )
-    broker_session_timeout: float = Field(6.0, description="Consumer session timeout, seconds.")
-    broker_heartbeat_interval: float = Field(1.0, description="Heartbeat interval, seconds.")
-    broker_commit_interval: float = Field(
-        5.0, gt=0,
+    broker_session_timeout: Interval = Field(6.0, description="Consumer session timeout, seconds.")
+    broker_heartbeat_interval: Interval = Field(1.0, description="Heartbeat interval, seconds.")
+    broker_commit_interval: Interval = Field(
+        5.0,
         description="Offset commit interval, seconds. Each commit also writes one changelog "
         "record per state key changed since the last (writebehind.py), so a longer interval "
         "writes fewer: on the 1M-event, 10k-account load run 5 s instead of 1 s cut owner "
@@ -67,7 +74,8 @@ class Settings(BaseSettings):
         "socket). lz4 kept 56 MB and doubled the producing client's CPU.",
     )
     producer_linger: float = Field(
-        0.01, description="Seconds the producer waits to batch messages into one request."
+        0.01, ge=0, le=10,
+        description="Seconds the producer waits to batch messages into one request."
     )
     fetch_max_wait: float = Field(
         0.05, gt=0, le=1.5,
@@ -83,12 +91,13 @@ class Settings(BaseSettings):
         "+8 % events/s on 300k events of the load feed, eventloop.py) or asyncio (the "
         "standard library's)."
     )
-    web_port: int = Field(6066, description="Faust web port: /metrics and the console.")
+    web_port: int = Field(
+        6066, ge=0, le=65535, description="Faust web port: /metrics and the console.")
     web_enabled: bool = Field(True, description="Serve the web port (metrics).")
     web_bind: str = Field(
         "127.0.0.1", description="Address the web port binds (0.0.0.0 in containers)."
     )
-    lag_interval: float = Field(10.0, description="Seconds between consumer-lag updates.")
+    lag_interval: Interval = Field(10.0, description="Seconds between consumer-lag updates.")
     data_dir: Path = Field(Path("var"), description="Where the SQLite store and logs live.")
     batch_size: int = Field(
         1024, ge=1,
@@ -96,20 +105,21 @@ class Settings(BaseSettings):
         "1024 drained a 40k backlog 1.5x faster than 256 (bench/pipeline_bench.py); a "
         "batch closes after batch_within anyway, so it adds no latency at low rates.",
     )
-    batch_within: float = Field(0.2, description="Max seconds to wait to fill a batch.")
+    batch_within: Interval = Field(0.2, description="Max seconds to wait to fill a batch.")
     notify_concurrency: int = Field(
         8, ge=1, description="Alert deliveries in flight per channel (HTTP round trips "
         "overlap; a channel in retry backoff holds up only its own alerts).")
     max_text_bytes: int = Field(
-        64 * 1024, description="Larger inputs go to the dead-letter topic (input cap)."
+        64 * 1024, ge=1, description="Larger inputs go to the dead-letter topic (input cap)."
     )
     max_line_bytes: int = Field(
-        2 * 1024 * 1024, description="Raw input lines above this are dead-lettered unparsed."
+        2 * 1024 * 1024, ge=1, description="Raw input lines above this are dead-lettered unparsed."
     )
 
     # --- event time -----------------------------------------------------------------
     allowed_lateness: float = Field(
-        3600.0, description="Seconds. Watermark = max event time seen - allowed lateness."
+        3600.0, ge=0, description="Seconds ('inf': tasks close at the end of input only). "
+        "Watermark = max event time seen - allowed lateness."
     )
 
     max_future_skew: float = Field(
@@ -120,17 +130,18 @@ class Settings(BaseSettings):
         "'inf' turns it off (the `run` demo, whose simulated clock runs ahead)."
     )
     idle_partition_after: float = Field(
-        60.0, description="Wall seconds after which a partition with no new events stops "
+        60.0, gt=0, description="Wall seconds after which a partition with no new events stops "
         "holding the watermark back (its clock is the slowest partition's otherwise)."
     )
     task_retention: float = Field(
-        7 * 86400.0, description="Seconds a closed linkage task is kept to ignore late reposts."
+        7 * 86400.0, ge=0,
+        description="Seconds a closed linkage task is kept to ignore late reposts."
     )
-    sink_retry_max_wait: float = Field(30.0, description="Max backoff between store retries.")
+    sink_retry_max_wait: Interval = Field(30.0, description="Max backoff between store retries.")
 
     # --- analysis -------------------------------------------------------------------
     sentiment_model: str = Field("default", description="Sentiment model name (see `score`).")
-    linkage_deadline: float = Field(86400.0, description="Linkage deadline, seconds after post.")
+    linkage_deadline: Interval = Field(86400.0, description="Linkage deadline, seconds after post.")
     linkage_depth: int = Field(1, ge=1, description="Subordinate levels expected to repost.")
     linkage_level_deadlines: dict[str, float] = Field(
         default_factory=dict,
@@ -154,12 +165,12 @@ class Settings(BaseSettings):
         "an alert older than this (a collector re-fetching week-old posts) is notified "
         "again. Only live: a finite replay (infinite lateness) keeps every key.",
     )
-    alert_key_expiry_interval: float = Field(
-        300.0, gt=0,
+    alert_key_expiry_interval: Interval = Field(
+        300.0,
         description="Wall-clock seconds between scans for expired alert keys. A scan "
         "visits every key of the worker under the dispatch lock, and retention is days.",
     )
-    sweep_interval: float = Field(
+    sweep_interval: Interval = Field(
         10.0, description="Wall-clock seconds between checks of time-driven rules "
         "(stale accounts, unanswered questions)."
     )

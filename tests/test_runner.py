@@ -162,3 +162,33 @@ def test_run_restarts_a_killed_worker_and_goes_on_storing(tmp_path: Path) -> Non
     assert runner.returncode == 0, out[-3000:]
     assert "worker exited with code -9; restarted (1 so far)" in out
     assert after > before, out[-3000:]
+
+
+def test_the_live_view_shows_the_latest_stored_alert_first(tmp_path: Path) -> None:
+    """A second `run` in the same checkout: the store keeps the first run's rows, dated
+    ahead (the simulated clock runs fast), and they stayed on top of 最新告警 by event
+    time."""
+    import asyncio
+
+    from rich.console import Console
+
+    from matrixwatch.runner import _view
+    from matrixwatch.streams.records import Alert
+    from matrixwatch.streams.sinks.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "store.sqlite")
+
+    def alert(n: int, when: str) -> Alert:
+        return Alert(id=f"a{n}", rule="keyword_watchlist", type="keyword", severity="yellow",
+                     timestamp=when, message=f"message {n}")
+
+    async def fill() -> None:
+        await store.write_alerts([alert(1, "2026-12-20T10:00:00+08:00")])  # earlier run
+        await store.write_alerts([alert(2, "2026-12-06T10:00:00+08:00")])  # this run
+    asyncio.run(fill())
+    out = Console(record=True, width=200)
+    out.print(_view(store, produced=0, current_lag=None, started=time.monotonic() - 10,
+                    stored_before=0))
+    text = out.export_text()
+    assert text.index("message 2") < text.index("message 1")
+    store.close_sync()

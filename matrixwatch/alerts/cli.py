@@ -30,7 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a path or URL must not be cut
 
 END_WATERMARK = 1e12  # after the data: every linkage checkpoint has passed
 
@@ -198,16 +198,22 @@ def test_rule(
                   "(registered_only off); units, levels and names are unknown", highlight=False)
         r = replace(r, filter=replace(r.filter, registered_only=False))
     cfg = _load_channels(channels)
+    from matrixwatch.streams.normalize import reference_time
+
     try:
-        when = datetime.fromisoformat(as_of) if as_of else datetime.fromtimestamp(
+        when = reference_time(as_of) if as_of else datetime.fromtimestamp(
             int(input.stat().st_mtime), tz=UTC)
-    except ValueError:
-        _fail(f"--as-of: not an ISO time: {as_of!r}")
+    except ValueError as e:
+        _fail(f"--as-of: {e}")
         return
-    if when.tzinfo is None:
-        _fail("--as-of needs an offset, e.g. 2026-11-05T00:00:00+08:00")
+    if not (math.isfinite(deadline) and deadline > 0):
+        _fail(f"--deadline must be a positive number of seconds, not {deadline:g}")
+    try:
+        model = get_model(sentiment)
+    except KeyError as e:
+        _fail(f"--sentiment: {e.args[0]}")
+        return
     events, bad = _read_events(input, when)
-    model = get_model(sentiment)
     scored = []
     for i in range(0, len(events), 512):
         chunk = events[i:i + 512]

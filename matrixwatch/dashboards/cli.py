@@ -20,7 +20,7 @@ from matrixwatch.settings import get_settings
 
 app = typer.Typer(help="Kibana dashboards and Elasticsearch set-up.", no_args_is_help=True,
                   add_completion=False)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a path or URL must not be cut
 
 
 def _auth(user: str | None, password_env: str) -> tuple[str, str] | None:

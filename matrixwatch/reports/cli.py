@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 app = typer.Typer(no_args_is_help=True, add_completion=False)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a path or URL must not be cut
 
 
 class Format(StrEnum):

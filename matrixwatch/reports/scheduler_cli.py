@@ -8,7 +8,7 @@ from rich.console import Console
 from matrixwatch.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
-out = Console(stderr=True)
+out = Console(stderr=True, soft_wrap=True)  # a path or URL must not be cut
 
 
 @app.command("run")

@@ -44,6 +44,7 @@ __all__ = [
     "mid_to_bid",
     "normalize",
     "normalize_line",
+    "reference_time",
     "repost_chain",
 ]
 
@@ -710,6 +711,29 @@ def normalize(
 
 
 _EARLIEST_TS = EARLIEST_EVENT.timestamp()
+_LATEST_REFERENCE = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def reference_time(text: str) -> datetime:
+    """A user's ``--as-of``: the time relative Weibo times ("5分钟前") resolve against.
+
+    Checked where it is typed: a bad one reaches every record, and the worker would
+    dead-letter each of them with the same reason instead of the user seeing one error.
+    Raises ValueError with a message fit to show.
+    """
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"not an ISO time: {text!r} (e.g. 2026-11-05T00:00:00+08:00)") from None
+    if when.tzinfo is None:
+        raise ValueError(f"needs an offset: {text!r} (e.g. 2026-11-05T00:00:00+08:00)")
+    try:
+        in_range = EARLIEST_EVENT <= when < _LATEST_REFERENCE
+    except OverflowError:  # year 1 at +14:00 has no UTC equivalent
+        in_range = False
+    if not in_range:
+        raise ValueError(f"out of range: {text!r} (from 2000-01-01 on)")
+    return when
 
 
 def _check_time_bounds(event: Event, max_future: float, wall_clock: datetime | None) -> None:
