@@ -1,0 +1,33 @@
+"""Commands that load a registry report a bad one as one clean line, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from matrixwatch.cli import app
+
+runner = CliRunner()
+BAD = {
+    "units": "accounts:\n  - {id: '1', platform: weibo, name: 甲}\nunits: 5\n",
+    "date": "accounts:\n  - {id: '1', platform: weibo, name: 甲, verified_at: 2024-02-30}\n",
+    "int_tag": "accounts:\n  - {id: !!int abc, platform: weibo, name: 甲}\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+@pytest.mark.parametrize("command", ["replay", "rules"])
+def test_bad_registry_is_a_clean_error(tmp_path: Path, case: str, command: str) -> None:
+    reg = tmp_path / "matrix.yaml"
+    reg.write_text(BAD[case], encoding="utf-8")
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("", encoding="utf-8")
+    args = (["replay", "--registry", str(reg), "--out", str(tmp_path / "out"), str(feed)]
+            if command == "replay" else
+            ["rules", "test", "volume_spike", "--input", str(feed), "--registry", str(reg)])
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert "matrix.yaml" in "".join(r.output.split())
