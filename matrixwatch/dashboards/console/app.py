@@ -22,11 +22,13 @@ import collections
 import contextlib
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -51,10 +53,16 @@ PUBLIC = frozenset({"/login", "/api/login", "/healthz", "/favicon.ico", "/static
                     "/static/i18n.js", "/static/style.css"})
 CONSOLE: web.AppKey[Console] = web.AppKey("console", Console)
 STOP: web.AppKey[asyncio.Event] = web.AppKey("stop", asyncio.Event)
-FAILS: web.AppKey[dict[str, collections.deque[float]]] = web.AppKey("fails", dict)
+REGISTRY_LOCK: web.AppKey[asyncio.Lock] = web.AppKey("registry_lock", asyncio.Lock)
 # aiohttp >= 3.12 wants typed request keys; older ones take a plain string.
 USER: Any = web.RequestKey("user", User) if hasattr(web, "RequestKey") else "user"
 MAX_FAILS_PER_MINUTE = 10
+MAX_BODY = 8 * 1024 * 1024  # a 10k-account registry is about 2 MB of YAML
+#: Times a query may name: years 1..9999 in any zone, what datetime (and ES) can show.
+MIN_TS = datetime(1, 1, 2, tzinfo=UTC).timestamp()
+MAX_TS = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
+MAX_ROWID = 2**63 - 1  # SQLite's largest integer
+T = TypeVar("T")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -85,6 +93,64 @@ def _remote(request: web.Request) -> str:
     return request.remote or "-"
 
 
+class AuthLimiter:
+    """Failed authentications per client address in a sliding minute: failed logins and
+    wrong bearer tokens count alike, so a token cannot be guessed faster on the API than
+    on the login form. Successes are never counted.
+
+    Attempts from one address run one at a time (the check, the hash lookup in a thread,
+    the count): otherwise a burst of concurrent guesses would all pass the check before
+    the first failure was counted. Other addresses never wait on them."""
+
+    def __init__(self, limit: int = MAX_FAILS_PER_MINUTE, window: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self._fails: dict[str, collections.deque[float]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiting: collections.Counter[str] = collections.Counter()
+
+    def throttled(self, remote: str) -> bool:
+        now = self.clock()
+        for addr in [a for a, d in self._fails.items() if not d or now - d[-1] > self.window]:
+            del self._fails[addr]  # forget addresses quiet for a window
+        fails = self._fails.get(remote)
+        while fails and now - fails[0] > self.window:
+            fails.popleft()
+        return fails is not None and len(fails) >= self.limit
+
+    def failed(self, remote: str) -> None:
+        self._fails.setdefault(remote, collections.deque()).append(self.clock())
+
+    async def attempt(self, remote: str, check: Callable[[], Awaitable[T | None]]
+                      ) -> tuple[bool, T | None]:
+        """``(False, None)`` when ``remote`` is over the limit (``check`` is not run, so
+        even the right token waits: a guess must not be told apart by its answer);
+        else ``(True, check())``, a None result counted as a failure."""
+        lock = self._locks.setdefault(remote, asyncio.Lock())
+        self._waiting[remote] += 1
+        try:
+            async with lock:
+                if self.throttled(remote):
+                    return False, None
+                result = await check()
+                if result is None:
+                    self.failed(remote)
+                return True, result
+        finally:
+            self._waiting[remote] -= 1
+            if not self._waiting[remote]:
+                del self._waiting[remote], self._locks[remote]
+
+
+LIMITER: web.AppKey[AuthLimiter] = web.AppKey("limiter", AuthLimiter)
+
+
+def _too_many(message: str) -> web.Response:
+    resp = _error(429, "too_many_attempts", message)
+    resp.headers["Retry-After"] = "60"
+    return resp
+
+
 def _user(request: web.Request) -> User:
     user = request[USER]
     assert isinstance(user, User)
@@ -105,11 +171,18 @@ def _bearer(request: web.Request) -> str | None:
     return auth[7:].strip() if auth.startswith("Bearer ") else None
 
 
-async def _identify(request: web.Request) -> User | None:
+async def _identify(request: web.Request) -> User | web.Response | None:
+    """The user, None, or a 429 when this client has failed too often: a wrong bearer
+    token counts against the login limiter. Session cookies do not (the page polls with
+    its cookie, and an expired one must send it to /login, not lock its address out)."""
     console = request.app[CONSOLE]
     token = _bearer(request)
     if token:
-        return await _run(console.users.authenticate, token)
+        allowed, user = await request.app[LIMITER].attempt(
+            _remote(request), lambda: _run(console.users.authenticate, token))
+        if not allowed:
+            return _too_many("too many failed authentications, wait a minute")
+        return user
     name = await _run(console.state.session_user, request.cookies.get(COOKIE))
     return console.users.get(name) if name else None
 
@@ -120,6 +193,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if path in PUBLIC:
         return await handler(request)
     user = await _identify(request)
+    if isinstance(user, web.Response):
+        return user
     if user is None:
         if path.startswith("/api/"):
             return _error(401, "unauthorized", "login required")
@@ -157,6 +232,12 @@ def require_manager(handler: Handler) -> Handler:
 
 
 # --- params -------------------------------------------------------------------------------
+def _bad_param(name: str, reason: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(
+        text=json.dumps({"error": "bad_param", "message": f"{name}: {reason}"}),
+        content_type="application/json")
+
+
 def _opt(request: web.Request, name: str, allowed: tuple[str, ...] | None = None
          ) -> str | None:
     v = request.query.get(name, "").strip()
@@ -169,29 +250,62 @@ def _opt(request: web.Request, name: str, allowed: tuple[str, ...] | None = None
 
 
 def _num(request: web.Request, name: str, default: float, lo: float, hi: float) -> float:
+    """A number clamped to [lo, hi] (so inf and 1e999 clamp too); absent or empty: the
+    default. NaN and text are refused: min/max let NaN through and int(NaN) raised."""
+    raw = request.query.get(name, "").strip()
+    if not raw:
+        return default
     try:
-        v = float(request.query.get(name, default))
+        v = float(raw)
     except ValueError:
-        v = default
+        raise _bad_param(name, "not a number") from None
+    if math.isnan(v):
+        raise _bad_param(name, "not a number")
     return min(max(v, lo), hi)
 
 
 def _time(request: web.Request, name: str) -> float | None:
-    v = request.query.get(name)
-    if not v:
+    """Epoch seconds or ISO-8601 with offset; absent or empty: None. NaN, infinities and
+    times outside years 1..9999 are refused: they reached datetime (and ES) and raised."""
+    raw = request.query.get(name, "").strip()
+    if not raw:
         return None
+    what = "not a time (epoch seconds or ISO-8601 with offset)"
     try:
-        return float(v)
+        v = float(raw)
     except ValueError:
         try:
-            return epoch(v)
+            v = epoch(raw)
         except ValueError:
-            return None
+            raise _bad_param(name, what) from None
+    if math.isnan(v):
+        raise _bad_param(name, what)
+    if not MIN_TS <= v <= MAX_TS:
+        raise _bad_param(name, "time out of range")
+    return v
+
+
+def _rowid(request: web.Request, name: str) -> int | None:
+    """A whole number ≥ 0 (a row id), clamped to SQLite's largest integer, which a longer
+    one overflowed; absent or empty: None. ``str.isdigit`` alone let "²" reach int()."""
+    raw = request.query.get(name, "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise _bad_param(name, "not a whole number")
+    digits = raw.lstrip("0") or "0"
+    return MAX_ROWID if len(digits) > 19 else min(int(digits), MAX_ROWID)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
         data = await request.json()
+    except web.HTTPRequestEntityTooLarge:
+        raise web.HTTPRequestEntityTooLarge(
+            MAX_BODY, request.content_length or 0,
+            text=json.dumps({"error": "too_large",
+                             "message": f"request body over {MAX_BODY // 2**20} MiB"}),
+            content_type="application/json") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise web.HTTPBadRequest(text='{"error":"bad_json"}',
                                  content_type="application/json") from None
@@ -221,23 +335,22 @@ async def favicon(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     console = request.app[CONSOLE]
     remote = _remote(request)
-    table = request.app[FAILS]
-    now = time.monotonic()
-    for addr in [a for a, d in table.items() if not d or now - d[-1] > 60]:
-        del table[addr]  # forget addresses quiet for a minute
-    fails = table.setdefault(remote, collections.deque())
-    while fails and now - fails[0] > 60:
-        fails.popleft()
-    if len(fails) >= MAX_FAILS_PER_MINUTE:
-        return _error(429, "too_many_attempts", "too many failed logins, wait a minute")
+    limiter = request.app[LIMITER]
+    if limiter.throttled(remote):  # before reading the body; attempt() checks again
+        return _too_many("too many failed logins, wait a minute")
     try:
         data = await request.json()
         token = str(data.get("token") or "") if isinstance(data, dict) else ""
     except (json.JSONDecodeError, UnicodeDecodeError):
         token = ""
-    user = await _run(console.users.authenticate, token) if token else None
+
+    async def check() -> User | None:
+        return await _run(console.users.authenticate, token) if token else None
+
+    allowed, user = await limiter.attempt(remote, check)
+    if not allowed:
+        return _too_many("too many failed logins, wait a minute")
     if user is None:
-        fails.append(now)
         await _run(console.state.audit, None, None, "login_failed", None, None, remote)
         return _error(401, "bad_token", "unknown token")
     sid = await _run(console.state.create_session, user.name)
@@ -330,7 +443,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
     changes (by anyone), a comment line every 15 s to keep proxies from closing it."""
     console = request.app[CONSOLE]
     stop = request.app[STOP]
-    cursor = request.query.get("cursor") or await _run(console.queries.alert_cursor)
+    cursor = request.query.get("cursor", "").strip()
+    if cursor and not console.queries.valid_cursor(cursor):
+        return _error(400, "bad_param", "cursor: not a cursor from /api/alerts")
+    cursor = cursor or await _run(console.queries.alert_cursor)
     history = await _run(console.state.history_head)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                        "Cache-Control": "no-store",
@@ -407,17 +523,22 @@ async def linkage_rates(request: web.Request) -> web.Response:
 # --- manager only -------------------------------------------------------------------------
 @require_manager
 async def audit_log(request: web.Request) -> web.Response:
-    before = request.query.get("before")
     rows = await _run(request.app[CONSOLE].state.audit_log,
-                      int(_num(request, "limit", 200, 1, 1000)),
-                      int(before) if before and before.isdigit() else None)
+                      int(_num(request, "limit", 200, 1, 1000)), _rowid(request, "before"))
     return _json({"audit": rows})
+
+
+async def _registry_work(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
+    """Registry parsing in a thread, one at a time: a large or pathological upload took
+    seconds of CPU and, run on the event loop, stalled every page and /healthz."""
+    async with request.app[REGISTRY_LOCK]:
+        return await _run(fn, *args)
 
 
 @require_manager
 async def registry_validate(request: web.Request) -> web.Response:
     text = str((await _body(request)).get("yaml", ""))
-    _, report = Console.validate_registry(text)
+    _, report = await _registry_work(request, Console.validate_registry, text)
     await _audit(request, "registry.validate", None, {"ok": report["ok"]})
     return _json(report, status=200 if report["ok"] else 422)
 
@@ -426,7 +547,7 @@ async def registry_validate(request: web.Request) -> web.Response:
 async def registry_upload(request: web.Request) -> web.Response:
     text = str((await _body(request)).get("yaml", ""))
     try:
-        report = await _run(request.app[CONSOLE].replace_registry, text)
+        report = await _registry_work(request, request.app[CONSOLE].replace_registry, text)
     except PermissionError as e:
         return _error(409, "no_registry_file", str(e))
     await _audit(request, "registry.upload", report.get("written"),
@@ -459,9 +580,10 @@ def build_console(settings: Settings, users_file: Path | None = None,
 
 def create_app(console: Console) -> web.Application:
     app = web.Application(middlewares=[headers_middleware, auth_middleware],
-                          client_max_size=8 * 1024 * 1024)
+                          client_max_size=MAX_BODY)
     app[CONSOLE] = console
-    app[FAILS] = {}
+    app[LIMITER] = AuthLimiter()
+    app[REGISTRY_LOCK] = asyncio.Lock()
 
     async def on_startup(app: web.Application) -> None:
         app[STOP] = asyncio.Event()

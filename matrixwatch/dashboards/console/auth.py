@@ -66,8 +66,8 @@ def parse_users(data: Any, env: Mapping[str, str] | None = None,
     seen: set[str] = set()
     for i, row in enumerate(data["users"]):
         where = f"{source}: users[{i}]"
-        if not isinstance(row, Mapping) or not row.get("name"):
-            raise UsersError(f"{where}: missing field 'name'")
+        if not isinstance(row, Mapping) or not str(row.get("name") or "").strip():
+            raise UsersError(f"{where}: missing field 'name'")  # blank too: nobody's name
         name = str(row["name"])
         if name in seen:
             raise UsersError(f"{where}: duplicate user {name!r}")

@@ -76,6 +76,10 @@ def token(
                                 "users file."),
 ) -> None:
     """Make a token for a user: the token goes to stdout once, the hash to the users file."""
+    name = name.strip()
+    if not name:  # a blank name would sign the history and the audit log as nobody
+        err.print("[red]error:[/red] --name must not be empty")
+        raise typer.Exit(2)
     if role not in ROLES:
         err.print(f"[red]error:[/red] role must be one of {', '.join(ROLES)}")
         raise typer.Exit(2)

@@ -15,6 +15,7 @@ Differences that follow from ES, documented rather than hidden:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from matrixwatch.dashboards.console.board import iso
@@ -95,6 +96,14 @@ class ESQueries(ConsoleQueries):
         hits = self._hits(self.alerts_index, "alerts", query={"match_all": {}},
                           sort=[{"timestamp": "desc"}], size=1, source=["timestamp"])
         return str(hits[0]["timestamp"]) if hits else ""
+
+    def valid_cursor(self, cursor: str) -> bool:
+        """An alert timestamp: ISO-8601 (what alert_cursor returns)."""
+        try:
+            datetime.fromisoformat(cursor)
+        except ValueError:
+            return False
+        return True
 
     def alerts_after(self, cursor: str, limit: int = 200) -> tuple[list[dict[str, Any]], str]:
         flt = [{"range": {"timestamp": {"gte": cursor}}}] if cursor else []

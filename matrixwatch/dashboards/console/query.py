@@ -66,6 +66,11 @@ class ConsoleQueries(ABC):
     def alerts_after(self, cursor: str, limit: int = 200) -> tuple[list[dict[str, Any]], str]:
         """Alerts stored since ``cursor`` (may repeat some; callers de-duplicate by id)."""
 
+    def valid_cursor(self, cursor: str) -> bool:
+        """Whether ``cursor`` could have come from alert_cursor: the stream refuses others
+        (400) before it starts, instead of failing inside it."""
+        return True
+
     # --- events ---------------------------------------------------------------------------
     @abstractmethod
     def latest_event_time(self) -> float | None: ...
@@ -187,6 +192,14 @@ class SQLiteQueries(ConsoleQueries):
         # arrival, which event time does not (a linkage alert fires at a past deadline).
         rows = self._rows("SELECT coalesce(max(rowid), 0) FROM alerts")
         return str(rows[0][0] if rows else 0)
+
+    def valid_cursor(self, cursor: str) -> bool:
+        """A rowid: ASCII digits within SQLite's integers (a longer one overflowed the
+        bind in the stream's first poll)."""
+        if not (cursor.isascii() and cursor.isdigit()):
+            return False
+        digits = cursor.lstrip("0") or "0"
+        return len(digits) <= 19 and int(digits) < 2**63
 
     def alerts_after(self, cursor: str, limit: int = 200) -> tuple[list[dict[str, Any]], str]:
         try:

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -319,10 +318,12 @@ class Console:
 
     @staticmethod
     def validate_registry(text: str) -> tuple[Registry | None, dict[str, Any]]:
+        """An uploaded registry and its report. Every bad input is a RegistryError (YAML
+        included, via Registry.from_text): a report the API answers 422 with. Anything
+        else is a bug and propagates (500). CPU-heavy on a big upload: call it in a
+        thread."""
         try:
-            reg = Registry.from_dict(yaml.safe_load(text), source="upload")
-        except yaml.YAMLError as e:
-            return None, {"ok": False, "error": f"invalid YAML: {e}"}
+            reg = Registry.from_text(text, source="upload")
         except RegistryError as e:
             return None, {"ok": False, "error": str(e)}
         sup = {(a.platform, a.parent) for a in reg.all() if a.parent}

@@ -9,17 +9,20 @@ import hmac
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from matrixwatch.dashboards.console.app import COOKIE, create_app
+from matrixwatch.dashboards.console.app import COOKIE, LIMITER, MAX_BODY, create_app
 from matrixwatch.dashboards.console.query import AlertFilter
 from matrixwatch.dashboards.console.service import Console
+from matrixwatch.registry import Registry
 from matrixwatch.streams.records import Alert
 from tests.dashboards.console.conftest import (
     A1,
@@ -127,6 +130,41 @@ async def test_failed_logins_are_rate_limited(client: TestClient) -> None:
     assert (await client.post("/api/login", json={"token": DUTY_TOKEN})).status == 429
 
 
+async def test_wrong_bearer_tokens_share_the_login_limit(client: TestClient) -> None:
+    """Token guessing on the API is throttled like guessing on the login form (it was
+    not: 40 wrong bearer tokens all got 401); the page's session cookie keeps working."""
+    assert (await client.post("/api/login", json={"token": DUTY_TOKEN})).status == 200
+    codes = [(await client.get("/api/me", headers={"Authorization": f"Bearer bad{i}"})).status
+             for i in range(12)]
+    assert codes == [401] * 10 + [429] * 2
+    locked = await client.get("/api/alerts", headers={"Authorization": "Bearer bad"})
+    assert (await locked.json())["error"] == "too_many_attempts"
+    assert locked.headers["Retry-After"] == "60"
+    # Even the right token waits (its answer must not tell it apart), and so does login.
+    assert (await client.get("/api/me", headers=DUTY_H)).status == 429
+    assert (await client.post("/api/login", json={"token": DUTY_TOKEN})).status == 429
+    # The page polls with its session cookie, which never counts and is never throttled.
+    me = await client.get("/api/me")
+    assert me.status == 200 and (await me.json())["user"]["name"] == DUTY
+    # A minute later the address is forgiven.
+    limiter = client.server.app[LIMITER]  # type: ignore[union-attr]
+    limiter.clock = lambda: time.monotonic() + 61
+    assert (await client.get("/api/me", headers=DUTY_H)).status == 200
+
+
+async def test_concurrent_guesses_cannot_outrun_the_limit(client: TestClient) -> None:
+    """A burst of parallel guesses gets 10 answers, not one per request; a burst of
+    requests with the right token is never throttled (successes do not count)."""
+    async def me(token: str) -> int:
+        return (await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+                ).status
+
+    good = await asyncio.gather(*(me(DUTY_TOKEN) for _ in range(40)))
+    assert good == [200] * 40
+    bad = await asyncio.gather(*(me(f"guess{i}") for i in range(30)))
+    assert sorted(bad) == [401] * 10 + [429] * 20
+
+
 def test_tokens_compared_in_constant_time(console: Console,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, str]] = []
@@ -184,6 +222,64 @@ async def test_manager_validates_and_uploads_registry(client: TestClient, consol
     assert actions[:4] == ["registry.upload", "registry.upload", "registry.validate",
                            "registry.validate"]
     assert audit["audit"][0]["user"] == MANAGER
+
+
+async def test_registry_validation_runs_off_the_event_loop(
+        client: TestClient, console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow validation (a 5k-deep parent chain took 11.5 s) must not stall the server:
+    /healthz answered only after it when it ran on the event loop."""
+    real = Console.validate_registry
+    started, release = threading.Event(), threading.Event()
+
+    def slow(text: str) -> Any:
+        started.set()
+        release.wait(5)  # on the event loop this blocks the loop for the whole 5 s
+        return real(text)
+
+    monkeypatch.setattr(Console, "validate_registry", staticmethod(slow))
+    good = Path(str(console.registry_path)).read_text(encoding="utf-8")
+    pending = asyncio.ensure_future(
+        client.post("/api/registry/validate", json={"yaml": good}, headers=MANAGER_H))
+    t0 = time.monotonic()
+    while not started.is_set():
+        await asyncio.sleep(0.01)
+    health = await client.get("/healthz")
+    waited = time.monotonic() - t0
+    release.set()
+    resp = await pending
+    assert health.status == 200 and waited < 2.5, waited
+    assert resp.status == 200 and (await resp.json())["accounts"] == 7
+
+
+@pytest.mark.parametrize("text, message", [
+    ("accounts: !!int abc", "cannot read 'abc'"),  # was a bare ValueError: 500
+    ("accounts: " + "[" * 5000 + "]" * 5000, "invalid YAML"),  # was RecursionError: 500
+    ("accounts:\n  - {id: 1, platform: weibo, name: x, closed_at: 2024-02-30}",
+     "invalid YAML"),
+    ("- just a list", "expected a mapping with an 'accounts' list"),
+])
+async def test_bad_registry_uploads_are_422_with_the_reason(
+        client: TestClient, text: str, message: str) -> None:
+    resp = await client.post("/api/registry/validate", json={"yaml": text}, headers=MANAGER_H)
+    assert resp.status == 422, await resp.text()
+    body = await resp.json()
+    assert body["ok"] is False and message in body["error"]
+
+
+async def test_registry_validation_bug_is_500_and_huge_body_413(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the registry's own error is the uploader's fault; anything else is a bug and
+    must not be dressed up as a 422. Bodies are bounded (413, JSON like other errors)."""
+    def broken(cls: type[Registry], text: str, source: str = "") -> Registry:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Registry, "from_text", classmethod(broken))
+    resp = await client.post("/api/registry/validate", json={"yaml": "accounts: []"},
+                             headers=MANAGER_H)
+    assert resp.status == 500
+    huge = await client.post("/api/registry/validate", json={"yaml": "#" * (MAX_BODY + 1)},
+                             headers=MANAGER_H)
+    assert huge.status == 413 and (await huge.json())["error"] == "too_large"
 
 
 async def test_state_changes_must_be_json(client: TestClient) -> None:
@@ -429,3 +525,69 @@ async def test_empty_or_missing_store(tmp_path: Path) -> None:
         assert not missing.exists()  # the console never creates the pipeline store
     finally:
         c.close()
+
+
+# --- query parameters ---------------------------------------------------------------------
+BAD_NUMBERS = ("nan", "NaN", "-nan", "abc", "0x10", "²", "1,5")
+HUGE_NUMBERS = ("inf", "-inf", "1e999", "-1e999", "99999999999999999999999", "1e308", "-5")
+NUMERIC_PARAMS = [("/api/alerts", "limit"), ("/api/feed", "limit"), ("/api/audit", "limit"),
+                  ("/api/board", "days"), (f"/api/series?account={A2}", "days"),
+                  (f"/api/linkage-rates?superior={PROV}", "days")]
+TIME_PARAMS = [("/api/alerts", "before"), ("/api/feed", "before"), ("/api/handover", "since"),
+               ("/api/handover", "until")]
+
+
+async def _status(client: TestClient, path: str, name: str, value: str) -> tuple[int, Any]:
+    sep = "&" if "?" in path else "?"
+    resp = await client.get(f"{path}{sep}{name}={quote(value)}", headers=MANAGER_H)
+    return resp.status, await resp.json()
+
+
+@pytest.mark.parametrize("path, name", NUMERIC_PARAMS)
+async def test_numbers_are_clamped_or_refused_never_500(client: TestClient, path: str,
+                                                        name: str) -> None:
+    """NaN got through min/max and int(NaN) raised (500): text and NaN are a 400 like any
+    other bad parameter; infinities and huge numbers clamp; empty means the default."""
+    for value in BAD_NUMBERS:
+        status, body = await _status(client, path, name, value)
+        assert status == 400 and body == {"error": "bad_param",
+                                          "message": f"{name}: not a number"}, value
+    for value in (*HUGE_NUMBERS, "", " 7 "):
+        status, body = await _status(client, path, name, value)
+        assert status == 200, (value, body)
+
+
+@pytest.mark.parametrize("path, name", TIME_PARAMS)
+async def test_times_out_of_range_are_refused_never_500(client: TestClient, path: str,
+                                                        name: str) -> None:
+    """NaN, infinities and years past 9999 reached datetime and raised (500)."""
+    for value in ("nan", "inf", "-inf", "1e999", "1e20", "-1e20", "99999999999999999999999"):
+        status, body = await _status(client, path, name, value)
+        assert status == 400 and body["error"] == "bad_param", (value, body)
+        assert body["message"].startswith(f"{name}: "), body
+    for value in ("abc", "2026-13-01T00:00:00+08:00", "²"):
+        status, body = await _status(client, path, name, value)
+        assert status == 400 and "not a time" in body["message"], (value, body)
+    for value in ("", "0", str(T0.timestamp()), "2026-11-02T12:00:00+08:00"):
+        status, body = await _status(client, path, name, value)
+        assert status == 200, (value, body)
+
+
+async def test_audit_before_is_a_row_id(client: TestClient) -> None:
+    """A huge id overflowed SQLite (500) and "²" passed isdigit() but not int() (500)."""
+    for value in ("99999999999999999999999", "9" * 5000, "0" * 30 + "1", ""):
+        status, body = await _status(client, "/api/audit", "before", value)
+        assert status == 200, (value, body)
+    for value in ("²", "-1", "1.5", "nan", "1e999", "١٢"):
+        status, body = await _status(client, "/api/audit", "before", value)
+        assert status == 400 and body == {"error": "bad_param",
+                                          "message": "before: not a whole number"}, value
+
+
+async def test_stream_refuses_a_cursor_it_could_not_have_made(client: TestClient) -> None:
+    """A huge cursor overflowed SQLite inside the stream (after its 200), and text or a
+    negative one silently replayed old alerts as new: a 400 before the stream starts."""
+    for value in ("99999999999999999999999", "abc", "-5", "nan", "1e3", "²"):
+        resp = await client.get("/api/stream", params={"cursor": value}, headers=DUTY_H)
+        assert resp.status == 400, value
+        assert (await resp.json())["message"] == "cursor: not a cursor from /api/alerts"

@@ -116,6 +116,31 @@ def test_token_command_writes_hash_only(tmp_path: Path) -> None:
     assert bad.exit_code == 2
 
 
+@pytest.mark.parametrize("name", ["", "   ", "\t"])
+def test_token_command_refuses_a_blank_name(tmp_path: Path, name: str) -> None:
+    """A blank name was accepted (rc 0): a user whose actions are signed by nobody."""
+    users = tmp_path / "users.yaml"
+    res = runner.invoke(app, ["token", "--name", name, "--append", str(users)])
+    assert res.exit_code == 2 and "--name must not be empty" in res.output
+    assert not users.exists() and res.stdout.strip() == ""
+    alone = runner.invoke(app, ["token", "--name", name])
+    assert alone.exit_code == 2 and alone.stdout.strip() == ""
+
+
+def test_token_command_trims_the_name(tmp_path: Path) -> None:
+    users = tmp_path / "users.yaml"
+    res = runner.invoke(app, ["token", "--name", "  值班员乙 ", "--append", str(users)])
+    assert res.exit_code == 0, res.output
+    assert [u.name for u in Users(users).all()] == ["值班员乙"]
+
+
+def test_users_file_refuses_a_blank_name() -> None:
+    """The same rule for a hand-edited users file."""
+    with pytest.raises(UsersError, match=r"users\[0\]: missing field 'name'"):
+        parse_users({"users": [{"name": "  ", "role": "duty-officer",
+                                "token_sha256": "0" * 64}]})
+
+
 def test_serve_without_users_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MW_CONSOLE_USERS_FILE", raising=False)
     monkeypatch.setenv("MW_DATA_DIR", str(tmp_path))

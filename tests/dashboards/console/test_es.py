@@ -266,6 +266,9 @@ def test_live_cursor_on_elasticsearch(es_store: tuple[str, str, Any]) -> None:
         every, last = q.alerts_after("")
         assert [a["id"] for a in every] == ["alert-yellow-1", "alert-blue-1", "alert-red-1"]
         assert last == cursor
+        # The stream refuses (400) what alert_cursor could not have made.
+        assert q.valid_cursor(cursor) and q.valid_cursor(last)
+        assert not any(q.valid_cursor(c) for c in ("nan", "1e999", "tomorrow", "2026-13-01"))
         if fake is not None:
             index, body = fake.searches[-1]
             assert index == f"{prefix}-alerts"
