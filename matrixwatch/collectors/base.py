@@ -192,8 +192,9 @@ class JsonlSink(Sink):
         self.count += len(items)
 
     async def health(self, record: CollectorHealth) -> None:
-        log.warning("collector health: %s %s (%s)", record.source, record.status,
-                    record.last_error)
+        # INFO, not WARNING: HealthTracker already logs each state change, for any sink.
+        log.info("collector health: %s %s (%s)", record.source, record.status,
+                 record.last_error)
         with open(self.health_path, "ab") as fh:
             fh.write(record.dumps() + b"\n")
 
@@ -269,6 +270,16 @@ class KafkaSink(Sink):
 # --------------------------------------------------------------------------- health
 
 
+def describe(err: BaseException) -> str:
+    """``Type: message``, with the cause when it says more: the fetcher's
+    ``RetryableError: connect`` alone does not tell a refused connection from DNS."""
+    text = f"{type(err).__name__}: {err}"
+    cause = err.__cause__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f" ({type(cause).__name__}: {cause})"
+    return text
+
+
 @dataclass
 class HealthTracker:
     """Counts consecutive failures per source and reports them on the health topic.
@@ -277,6 +288,12 @@ class HealthTracker:
     failures, at most once per ``min_interval`` seconds), one ``auth_expired`` record
     as soon as credentials are rejected, and one ``ok`` record on recovery, so the
     collector_health alert rule can both fire and resolve.
+
+    The log tells the same story compactly, because a source with hundreds of accounts
+    fails hundreds of polls per round: a WARNING with the reason when polls start
+    failing, one per state change (``failing``, ``auth_expired``, recovered), and in
+    between at most one per ``min_interval`` that counts the failures since the last
+    line. Each failed poll by itself is DEBUG.
     """
 
     sink: Sink
@@ -288,32 +305,66 @@ class HealthTracker:
     state: str = "ok"
     last_error: str | None = None
     _last_report: float = field(default=0.0, repr=False)
+    _last_log: float = field(default=float("-inf"), repr=False)
+    _unlogged: int = field(default=0, repr=False)  # failed polls since the last WARNING
 
     async def success(self) -> None:
         metrics.mark_success(self.source)
         metrics.HEALTHY.labels(source=self.source).set(1)
-        was = self.state
+        was, failed = self.state, self.consecutive
         self.consecutive, self.state = 0, "ok"
         if was != "ok":
+            log.warning("%s: polls succeed again (was %s, %d failed polls in a row)",
+                        self.source, was, failed)
+            self._last_log, self._unlogged = float("-inf"), 0  # a new outage is news
             await self._report(None)
 
-    async def failure(self, err: BaseException, account_id: str | None = None) -> None:
+    async def failure(self, err: BaseException, account_id: str | None = None, *,
+                      unexpected: bool = False) -> None:
+        """Count a failed poll; ``unexpected`` (a bug, not a source fault) logs its
+        traceback, on the lines that are logged at all."""
         metrics.COLLECTOR_ERRORS.labels(source=self.source).inc()
         self.consecutive += 1
-        self.last_error = f"{type(err).__name__}: {err}"[:300]
+        self.last_error = describe(err)[:300]
+        self._unlogged += 1
+        changed = self._transition(err)
+        self._log_failure(err, account_id, changed, unexpected)
+        if changed:
+            await self._report(account_id)
+
+    def _transition(self, err: BaseException) -> bool:
+        """Update ``state``; True when a health record is due."""
         if isinstance(err, AuthExpired):
             metrics.HEALTHY.labels(source=self.source).set(0)
-            if self.state != "auth_expired":
-                self.state = "auth_expired"
-                await self._report(account_id)
-            return
+            if self.state == "auth_expired":
+                return False
+            self.state = "auth_expired"
+            return True
         if self.consecutive < self.threshold:
-            return
+            return False
         metrics.HEALTHY.labels(source=self.source).set(0)
         due = time.monotonic() - self._last_report >= self.min_interval
         if self.state != "failing" or (self.consecutive % self.threshold == 0 and due):
             self.state = "failing"
-            await self._report(account_id)
+            return True
+        return False
+
+    def _log_failure(self, err: BaseException, account_id: str | None, changed: bool,
+                     unexpected: bool) -> None:
+        now = time.monotonic()
+        where = f" (account {account_id})" if account_id else ""
+        if changed:
+            msg = (f"{self.source} is {self.state}: {self.consecutive} failed polls in a "
+                   f"row{where}, last error: {self.last_error}")
+        elif now - self._last_log >= self.min_interval:
+            more = self._unlogged - 1
+            msg = f"{self.source}: poll failed{where}: {self.last_error}" + (
+                f" ({more} more failed polls since the previous warning)" if more > 0 else "")
+        else:
+            log.debug("%s: poll failed%s: %s", self.source, where, self.last_error)
+            return
+        log.warning("%s", msg, exc_info=err if unexpected else None)
+        self._last_log, self._unlogged = now, 0
 
     async def _report(self, account_id: str | None) -> None:
         self._last_report = time.monotonic()

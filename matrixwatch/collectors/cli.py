@@ -3,7 +3,8 @@
 Every command writes to Kafka at ``MW_KAFKA_URL`` (topic ``<prefix>-raw``, health to
 ``<prefix>-health``) or, with ``--out FILE.jsonl``, appends native objects to a file
 (health records then go to ``FILE.jsonl.health.jsonl``). Errors in input print one
-line and exit 2; a run whose source failed exits 1.
+line and exit 2; a run whose source failed exits 1 (``collect run``: when polls ran and
+none of them succeeded).
 """
 
 from __future__ import annotations
@@ -15,12 +16,24 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from matrixwatch.collectors.base import HEADER_AS_OF, Item, JsonlSink, KafkaSink, Sink, now_iso
+from matrixwatch.collectors.base import (
+    HEADER_AS_OF,
+    HealthTracker,
+    Item,
+    JsonlSink,
+    KafkaSink,
+    Sink,
+    now_iso,
+)
 from matrixwatch.collectors.config import CollectorSettings
+
+if TYPE_CHECKING:
+    from matrixwatch.collectors.scheduler import Stats
 
 app = typer.Typer(help="Collect from Weibo, RSS, HTTP push and files.", no_args_is_help=True,
                   add_completion=False)
@@ -316,7 +329,14 @@ def run(
     duration: float = typer.Option(0.0, help="Stop after this many seconds (0: until ^C)."),
     out: Path = typer.Option(None, "--out", help="Write JSONL here instead of Kafka."),
 ) -> None:
-    """Poll continuously on APScheduler: per-account intervals, hot accounts faster."""
+    """Poll continuously on APScheduler: per-account intervals, hot accounts faster.
+
+    Stops after --duration or at Ctrl-C/SIGTERM, cutting polls in flight short (they
+    resume at their last committed page). A failing source logs a WARNING when it starts
+    failing, changes state or recovers, not one per poll. The summary counts polls as
+    succeeded, failed or cut short. Exit code 1 if polls ran and none of them succeeded
+    (every one failed or was cut short), else 0.
+    """
     from matrixwatch.collectors.rss import load_feeds
 
     settings = _settings()
@@ -349,12 +369,28 @@ def run(
                 for c in (col, feeds_col):
                     if c is not None:
                         await c.close()  # type: ignore[attr-defined]
-            s = sched.stats
-            err.print(f"{s.runs} polls, {s.published} new objects, {s.failures} failed polls")
         store.close()
-        return 0
+        collectors: list[Any] = [c for c in (col, feeds_col) if c is not None]
+        return _run_summary(sched.stats, [c.health for c in collectors])
 
     raise typer.Exit(_run(main()))
+
+
+def _run_summary(s: Stats, health: list[HealthTracker]) -> int:
+    """Print what the scheduled run did; its exit code (1: polls ran, none succeeded)."""
+    err.print(f"{s.runs} polls: {s.ok} succeeded, {s.failures} failed, {s.interrupted} cut "
+              f"short at shutdown; {s.published} new objects", soft_wrap=True)
+    if s.skipped:
+        err.print(f"  {s.skipped} polls skipped: the previous poll of the account was still "
+                  "running")
+    for h in health:
+        if h.state != "ok" or h.consecutive:
+            err.print(f"  {h.source}: {h.state}, {h.consecutive} failed polls in a row, last "
+                      f"error: {h.last_error}", markup=False, soft_wrap=True)
+    if s.none_succeeded:
+        err.print("[red]no poll succeeded[/red] (exit code 1)")
+        return 1
+    return 0
 
 
 @app.command()

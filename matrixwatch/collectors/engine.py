@@ -32,6 +32,7 @@ from matrixwatch.collectors.base import (
     Item,
     MalformedResponse,
     Sink,
+    describe,
     now_iso,
 )
 from matrixwatch.collectors.cursors import CursorStore
@@ -283,20 +284,22 @@ class WeiboCollector:
 
     # --- the poll -------------------------------------------------------------------
     async def poll_account(self, uid: str) -> PollResult:
-        """One poll; never raises for a source failure (it is counted and reported)."""
+        """One poll; never raises for a source failure (it is counted and reported).
+
+        The log line of a failure comes from ``self.health``, which rate-limits it per
+        source: one line per failed poll would be hundreds per round when a host is down.
+        Cancellation (shutdown) is not a failure and propagates.
+        """
         t0 = time.monotonic()
         before = self.pub.published
         try:
             await self._poll(uid)
-        except (CollectorError, OSError, ConnectionError, TimeoutError) as e:
-            await self.health.failure(e, uid)
-            log.warning("%s: poll of %s failed: %s", self.source, uid, e)
-            return PollResult(uid, self.pub.published - before, f"{type(e).__name__}: {e}",
-                              time.monotonic() - t0)
-        except Exception as e:  # a bug or an unexpected library error: count it too
-            await self.health.failure(e, uid)
-            log.exception("%s: poll of %s failed unexpectedly", self.source, uid)
-            return PollResult(uid, self.pub.published - before, f"{type(e).__name__}: {e}",
+        except Exception as e:
+            # Source faults are expected; anything else is a bug or an unexpected library
+            # error, counted all the same but logged with its traceback.
+            expected = isinstance(e, CollectorError | OSError)
+            await self.health.failure(e, uid, unexpected=not expected)
+            return PollResult(uid, self.pub.published - before, describe(e),
                               time.monotonic() - t0)
         await self.health.success()
         return PollResult(uid, self.pub.published - before, None, time.monotonic() - t0)

@@ -30,6 +30,7 @@ from matrixwatch.collectors.base import (
     HttpError,
     MalformedResponse,
     Sink,
+    describe,
     now_iso,
 )
 from matrixwatch.collectors.cursors import CursorStore
@@ -191,16 +192,22 @@ class RssCollector:
         return await self.pub.publish(scope, events, {scope: validators}, kind="post")
 
     async def poll_all(self, specs: list[FeedSpec] | None = None) -> dict[str, int | str]:
-        """Each feed once; a failing feed is reported and does not stop the others."""
+        """Each feed once; a failing feed is reported and does not stop the others.
+
+        Any exception is a failed feed (an unexpected one is logged with its traceback
+        by the health tracker): one escaping here would fail every other feed of the
+        call and, in the scheduler, reach APScheduler's per-run traceback.
+        """
         out: dict[str, int | str] = {}
         failed = False
         for spec in self.feeds if specs is None else specs:
             try:
                 out[spec.url] = await self.poll_feed(spec)
-            except (CollectorError, OSError) as e:
+            except Exception as e:
                 failed = True
-                out[spec.url] = f"{type(e).__name__}: {e}"
-                await self.health.failure(e, spec.account_id)
+                out[spec.url] = describe(e)
+                await self.health.failure(e, spec.account_id,
+                                          unexpected=not isinstance(e, CollectorError | OSError))
         if not failed:
             await self.health.success()
         return out

@@ -12,6 +12,11 @@ file, e.g. an alert notifier, or ``matrixwatch collect hot``) records the accoun
 hot until a deadline. The scheduler checks the marks every few seconds, polls a newly
 hot account at once and then every ``hot_interval`` seconds, and returns it to
 ``poll_interval`` when the mark expires.
+
+Shutdown cancels the polls in flight and waits for them (each page is committed before
+the next is fetched, so the next run resumes): they are counted as cut short, not as
+failures, and log nothing. :class:`Stats` counts every poll as succeeded, failed or cut
+short, so a run against a source that is down does not look healthy.
 """
 
 from __future__ import annotations
@@ -57,10 +62,33 @@ def mark_hot(state_path: str | Path, platform: str, account_id: str, ttl: float,
 
 @dataclass
 class Stats:
+    """Polls of one scheduler's lifetime: ``runs`` started = ``ok`` + ``failures`` +
+    ``interrupted`` (cut short by shutdown) + the ones still running."""
+
     runs: int = 0
+    ok: int = 0
     failures: int = 0
+    interrupted: int = 0
+    skipped: int = 0  # due while the previous poll of the same job was still running
     published: int = 0
     by_key: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def none_succeeded(self) -> bool:
+        """Polls ran and not one succeeded (each failed or was cut short)."""
+        return self.runs > 0 and self.ok == 0
+
+
+class _QuietSkips(logging.Filter):
+    """Drops APScheduler's per-job "skipped: maximum number of running instances"
+    warning: with a slow or failing source every account's job says it each round.
+    The skips are counted in :class:`Stats` and logged at most every few minutes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in str(record.msg)
+
+
+SKIP_LOG_INTERVAL = 300.0
 
 
 class CollectorScheduler:
@@ -88,18 +116,28 @@ class CollectorScheduler:
         self.stats = Stats()
         self.scheduler: Any = None
         self._hot_applied: dict[str, bool] = {}
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self._skips_unlogged = 0
+        self._skips_logged_at = float("-inf")
+        self._bugs_logged: set[str] = set()
 
     # --- lifecycle --------------------------------------------------------------------
     def _jobstore_url(self) -> str:
         return f"sqlite:///{Path(self.store.path).resolve()}"
 
     async def start(self) -> None:
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES
         from apscheduler.executors.asyncio import AsyncIOExecutor
         from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         _RUNTIMES[self.runtime] = self
+        self._stopping = False
+        sched_log = logging.getLogger("apscheduler.scheduler")
+        if not any(isinstance(f, _QuietSkips) for f in sched_log.filters):
+            sched_log.addFilter(_QuietSkips())
         self.scheduler = AsyncIOScheduler(
             jobstores={
                 "default": SQLAlchemyJobStore(url=self._jobstore_url(),
@@ -111,16 +149,45 @@ class CollectorScheduler:
                           "misfire_grace_time": int(max(60, self.settings.poll_interval))},
             timezone=SHANGHAI,
         )
+        self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
         self.scheduler.start()
         self.sync_jobs()
         self.scheduler.add_job(self.apply_hot, "interval", seconds=self.hot_check,
                                id="hot-refresh", jobstore="control", replace_existing=True)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop scheduling, cancel the polls in flight and wait until they have unwound.
+
+        ``shutdown(wait=False)`` alone cancels the job tasks but nobody awaits them: the
+        summary was printed before they ended, and each cancellation reached
+        APScheduler's ``except BaseException`` as a "raised an exception" traceback.
+        """
+        self._stopping = True
         if self.scheduler is not None:
+            self.scheduler.pause()  # no new submissions while we wind down
+            await asyncio.sleep(0)  # let tasks submitted just now enter run()
+            tasks = [t for t in self._inflight if not t.done()]
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=timeout)
+                if pending:
+                    log.warning("%d polls still running %.0fs after cancellation",
+                                len(pending), timeout)
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
         _RUNTIMES.pop(self.runtime, None)
+
+    def _skipped(self, event: Any) -> None:
+        """A job came due while its previous poll still ran: count it, log it rarely."""
+        self.stats.skipped += 1
+        self._skips_unlogged += 1
+        now = time.monotonic()
+        if now - self._skips_logged_at >= SKIP_LOG_INTERVAL:
+            log.warning("%d scheduled polls skipped (e.g. %s): the previous poll of the "
+                        "account was still running; the source is slow or failing",
+                        self._skips_unlogged, event.job_id)
+            self._skips_logged_at, self._skips_unlogged = now, 0
 
     # --- jobs -------------------------------------------------------------------------
     def wanted(self) -> dict[str, tuple[str, str]]:
@@ -206,21 +273,61 @@ class CollectorScheduler:
 
     # --- running ----------------------------------------------------------------------
     async def run(self, source: str, key: str) -> None:
+        """One scheduled poll, counted as succeeded, failed or cut short by :meth:`stop`.
+
+        Never raises for a failed poll: APScheduler would log a traceback per run.
+        """
+        if not self._serves(source, key):
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
         t0 = time.monotonic()
         self.stats.runs += 1
-        if source == "rss":
-            if self.rss is None or key not in self.feeds:
-                return
-            res = await self.rss.poll_all([self.feeds[key]])
-            n = sum(v for v in res.values() if isinstance(v, int))
-            failed = any(isinstance(v, str) for v in res.values())
-        else:
-            if self.weibo is None or source != self.weibo.source:
-                return
-            r: PollResult = await self.weibo.poll_account(key)
-            n, failed = r.published, r.error is not None
+        try:
+            outcome = await self._poll(source, key)
+        except asyncio.CancelledError:
+            self.stats.interrupted += 1
+            if not self._stopping or task is None:
+                raise
+            # Our own shutdown: expected, and the cursors already hold every page done.
+            task.uncancel()
+            log.debug("%s:%s cut short by shutdown after %.2fs", source, key,
+                      time.monotonic() - t0)
+            return
+        except Exception as e:  # the collectors catch their own; this is a bug here
+            self.stats.failures += 1
+            name = type(e).__name__
+            if name not in self._bugs_logged:  # once per kind, not once per run
+                self._bugs_logged.add(name)
+                log.exception("%s:%s: poll failed unexpectedly", source, key)
+            return
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+        n, failed = outcome
         self.stats.published += n
-        self.stats.failures += int(failed)
+        if failed:
+            self.stats.failures += 1
+        else:
+            self.stats.ok += 1
         self.stats.by_key[key] = self.stats.by_key.get(key, 0) + n
         log.debug("%s:%s polled in %.2fs: %d new%s", source, key, time.monotonic() - t0, n,
                   " (failed)" if failed else "")
+
+    def _serves(self, source: str, key: str) -> bool:
+        """Whether this runtime has a collector for the job (a stale one may remain)."""
+        if source == "rss":
+            return self.rss is not None and key in self.feeds
+        return self.weibo is not None and source == self.weibo.source
+
+    async def _poll(self, source: str, key: str) -> tuple[int, bool]:
+        """(published, failed) of one poll."""
+        if source == "rss":
+            assert self.rss is not None
+            res = await self.rss.poll_all([self.feeds[key]])
+            n = sum(v for v in res.values() if isinstance(v, int))
+            return n, any(isinstance(v, str) for v in res.values())
+        assert self.weibo is not None
+        r: PollResult = await self.weibo.poll_account(key)
+        return r.published, r.error is not None

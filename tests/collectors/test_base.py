@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from matrixwatch.collectors.base import (
     KafkaSink,
     MemorySink,
     RetryableError,
+    describe,
 )
 from matrixwatch.collectors.cursors import CursorStore
 from matrixwatch.collectors.http import _retry_after, is_login_url
@@ -101,6 +103,45 @@ async def test_health_tracker_transitions() -> None:
     lag = REGISTRY.get_sample_value("matrixwatch_collector_lag_seconds",
                                     {"source": "weibo_mobile"})
     assert lag is not None and 0 <= lag < 60
+
+
+async def test_health_tracker_logs_state_changes_not_every_failure(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A host that is down fails every account's poll: the log gets the start (with the
+    reason), the state change and the recovery, not one WARNING per failed poll."""
+    sink = MemorySink()
+    h = HealthTracker(sink, "weibo_mobile", threshold=3)
+    down = RetryableError("connect")
+    down.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    with caplog.at_level(logging.DEBUG, logger="matrixwatch.collectors.base"):
+        for uid in range(50):
+            await h.failure(down, str(uid))
+        await h.success()
+        try:
+            raise KeyError("a bug")
+        except KeyError as e:  # unexpected: its traceback is logged, once
+            await h.failure(e, "9", unexpected=True)
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage().split(":")[0] for r in warned] == [
+        "weibo_mobile", "weibo_mobile is failing", "weibo_mobile", "weibo_mobile"]
+    assert "Connection refused" in warned[0].getMessage()
+    assert "polls succeed again" in warned[2].getMessage()
+    assert [bool(r.exc_info) for r in warned] == [False, False, False, True]
+    assert len([r for r in caplog.records if r.levelno == logging.DEBUG]) == 48
+    assert [r.status for r in sink.health_records] == ["failing", "ok"]
+
+
+def test_describe_names_the_cause() -> None:
+    """The fetcher's RetryableError("connect") alone does not say what went wrong."""
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except OSError as e:
+            raise RetryableError("connect") from e
+    except RetryableError as e:
+        assert describe(e) == ("RetryableError: connect "
+                               "(ConnectionRefusedError: [Errno 111] Connection refused)")
+    assert describe(AuthExpired("ok:-100")) == "AuthExpired: ok:-100"
 
 
 def test_http_helpers() -> None:

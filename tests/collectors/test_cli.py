@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from matrixwatch.cli import app
 from matrixwatch.collectors.cursors import CursorStore
@@ -140,3 +143,62 @@ def test_collect_run_scheduled_for_a_while(tmp_path: Path,
     got = lines(out)
     assert len(got) == 6 + 2 and len({(o.get("platform"), o["id"]) for o in got}) == 8
     assert fw.hits["/api/container/getIndex"] >= 4  # 2 accounts, polled more than once
+
+
+# --- a source that is down ----------------------------------------------------------------
+
+SUMMARY = re.compile(r"(\d+) polls: (\d+) succeeded, (\d+) failed, (\d+) cut short")
+
+
+@pytest.fixture
+def dead_port() -> Iterator[int]:
+    """A loopback port that refuses connections: bound, never listening."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
+def run_dead(tmp_path: Path, port: int, extra: dict[str, str]) -> tuple[Result, tuple[int, ...]]:
+    reg = tmp_path / "matrix.yaml"
+    reg.write_text(REGISTRY, encoding="utf-8")
+    r = runner.invoke(app, ["collect", "run", "--registry", str(reg), "--duration", "1.5",
+                            "--out", str(tmp_path / "run.jsonl")],
+                      env={**env(tmp_path, f"http://127.0.0.1:{port}"), **extra})
+    m = SUMMARY.search(r.output)
+    assert m, r.output
+    return r, tuple(int(g) for g in m.groups())
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_collect_run_counts_failed_polls_and_logs_a_dead_source_compactly(
+        tmp_path: Path, dead_port: int, caplog: pytest.LogCaptureFixture) -> None:
+    """Every poll fails fast: the summary says so, the exit code is 1, and the log has a
+    few lines for the source (it had one WARNING per failed poll), no traceback."""
+    r, (polls, ok, failed, cut) = run_dead(tmp_path, dead_port, {
+        "MW_POLL_INTERVAL": "0.1", "MW_RETRY_ATTEMPTS": "2", "MW_BACKOFF_MAX": "0.02"})
+    assert r.exit_code == 1, r.output
+    assert ok == 0 and failed >= 6 and failed + cut == polls, r.output
+    assert "no poll succeeded" in r.output and "ConnectError" in r.output
+    assert "Traceback" not in r.output
+    noisy = [x.getMessage() for x in warnings_of(caplog)]
+    assert len(noisy) <= 3, noisy  # start, failing (, a slow poll's skipped runs)
+    assert not [x for x in caplog.records if x.exc_info]
+    first = next(m for m in noisy if m.startswith("weibo_mobile"))
+    assert "poll failed" in first and "ConnectError" in first, noisy
+    health = lines(tmp_path / "run.jsonl.health.jsonl")  # the alert path still gets it
+    assert health and health[0]["status"] == "failing"
+
+
+def test_collect_run_cuts_polls_short_quietly_at_the_end(
+        tmp_path: Path, dead_port: int, caplog: pytest.LogCaptureFixture) -> None:
+    """Polls still backing off when --duration ends are cancelled: counted as cut short,
+    no CancelledError tracebacks (APScheduler logged one per poll), exit 1 (none
+    succeeded)."""
+    r, (polls, ok, failed, cut) = run_dead(tmp_path, dead_port, {"MW_BACKOFF_INITIAL": "30"})
+    assert r.exit_code == 1, r.output
+    assert (polls, ok, failed, cut) == (2, 0, 0, 2), r.output
+    assert "Traceback" not in r.output
+    assert not warnings_of(caplog), [x.getMessage() for x in caplog.records]

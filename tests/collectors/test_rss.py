@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from matrixwatch.collectors.base import MemorySink
 from matrixwatch.collectors.cursors import CursorStore
 from matrixwatch.collectors.rss import FeedSpec, RssCollector, load_feeds
@@ -73,3 +75,27 @@ def test_feeds_yaml(tmp_path: Path) -> None:
     specs = load_feeds(p)
     assert [s.platform for s in specs] == ["web", "wechat"]
     assert specs[0].account_id == "example-gov"
+
+
+async def test_an_unexpected_error_is_a_failed_feed(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug while reading one feed fails that feed (counted, reported), not the call:
+    escaping, it skipped the other feeds and reached APScheduler as a traceback per run."""
+    fw = feeds_world()
+    async with fw.serve() as base:
+        specs = [FeedSpec(f"{base}/feed/gov.xml"), FeedSpec(f"{base}/feed/wx.atom", "wechat")]
+        sink = MemorySink()
+        col = RssCollector(make_settings(tmp_path, base, failure_threshold=1), sink,
+                           CursorStore(tmp_path / "s.sqlite"), specs)
+        real = col.poll_feed
+
+        async def poll_feed(spec: FeedSpec) -> int:
+            if spec.platform == "web":
+                raise ValueError("bug in a parser")
+            return await real(spec)
+
+        monkeypatch.setattr(col, "poll_feed", poll_feed)
+        res = await col.poll_all()
+        await col.close()
+    assert res == {specs[0].url: "ValueError: bug in a parser", specs[1].url: 2}
+    assert sink.health_records[0].status == "failing"

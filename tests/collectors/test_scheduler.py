@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import sqlite3
 import time
 from pathlib import Path
+
+import pytest
 
 from matrixwatch.collectors.base import MemorySink
 from matrixwatch.collectors.cursors import CursorStore
@@ -83,6 +87,36 @@ async def test_scheduled_polling_hot_accounts_and_restart(tmp_path: Path) -> Non
             store.close()
     got = [o["id"] for o in sink.objects()]
     assert len(got) == len(set(got)) == 5
+
+
+async def test_stop_cuts_polls_short_quietly_and_counts_them(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Polls still retrying at stop() are cancelled and awaited: counted as cut short,
+    no CancelledError traceback per poll (APScheduler's "raised an exception"), and the
+    runs that came due meanwhile are counted as skipped, not warned about one by one."""
+    db = tmp_path / "collectors.sqlite"
+    with socket.socket() as dead:  # bound, never listening: connections are refused
+        dead.bind(("127.0.0.1", 0))
+        settings = make_settings(tmp_path, f"http://127.0.0.1:{dead.getsockname()[1]}",
+                                 poll_interval=0.1, poll_jitter=0.0, backoff_initial=30.0,
+                                 backoff_max=60.0, collector_db=db)
+        store = CursorStore(db)
+        col = WeiboMobileCollector(settings, MemorySink(), store)
+        sched = CollectorScheduler(settings, store, weibo=col,
+                                   accounts=[str(a) for a in ACCOUNTS], hot_check=0.1)
+        await sched.start()
+        try:
+            await wait_for(lambda: sched.stats.runs == 3 and sched.stats.skipped >= 6)
+        finally:
+            await sched.stop()
+        await asyncio.sleep(0.1)  # anything left to unwind would log now
+        await col.close()
+        store.close()
+    s = sched.stats
+    assert (s.runs, s.ok, s.failures, s.interrupted) == (3, 0, 0, 3)
+    assert s.none_succeeded
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and "skipped" in warned[0], warned
 
 
 def test_mark_hot_store_roundtrip(tmp_path: Path) -> None:
