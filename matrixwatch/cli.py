@@ -156,7 +156,11 @@ def _settings() -> Settings:
 def score(
     model: str = typer.Option("default", "--model", help="Sentiment model name."),
 ) -> None:
-    """Read one text per line on stdin; write one JSON line {score, label} per text."""
+    """Read one text per line on stdin; write one JSON line {score, label} per text.
+
+    A UTF-8 BOM before the first line is dropped. A line over 64 KiB is scored on its
+    first 48 KiB and last 16 KiB, which is all any model reads of it.
+    """
     from matrixwatch.streams.sentiment.cli import score_command
 
     raise typer.Exit(score_command(model, sys.stdin, sys.stdout))

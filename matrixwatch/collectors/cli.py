@@ -219,7 +219,9 @@ def push(
         async with _opened(make_sink(settings, out)) as sink:
             web_app = make_app(sink, token=token, max_bytes=settings.push_max_bytes,
                                max_items=settings.push_max_items,
-                               max_text_bytes=settings.max_text_bytes)
+                               max_text_bytes=settings.max_text_bytes,
+                               max_line_bytes=settings.max_line_bytes,
+                               max_future=settings.max_future_skew)
             runner, bound = await start_server(web_app, host or settings.push_host,
                                                port if port is not None else settings.push_port)
             err.print(f"push endpoint on http://{host or settings.push_host}:{bound}/v1/events")

@@ -12,8 +12,11 @@ Answers (JSON bodies with an ``error`` reason):
   is configured (the endpoint never runs open);
 * 413 body over ``push_max_bytes`` (checked on Content-Length *and* while reading) or
   more than ``push_max_items`` objects; 415 unsupported content type;
-* 400 not JSON / not a list / empty; 422 with per-item reasons if any object is
-  invalid — then *nothing* of the batch is published, so a retry is safe;
+* 400 not JSON (as the worker's parser, orjson, reads it: UTF-8, nested at most 1024
+  deep) / not a list / empty; 422 with per-item reasons if any object is invalid — by
+  the worker's own check of the line to be published (``normalize_line``: line and
+  text size, fields, event times between 2000-01-01 and the wall clock plus
+  ``max_future``) — then *nothing* of the batch is published, so a retry is safe;
 * 429 with ``Retry-After`` when a client sends faster than ``rate`` requests per second
   (bursts of ``burst``; one token bucket per client address, checked before the token,
   so guessing tokens is throttled too) or when ``max_inflight`` requests are already
@@ -26,7 +29,6 @@ Answers (JSON bodies with an ``error`` reason):
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import math
 import time
@@ -35,12 +37,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from matrixwatch.collectors import metrics
 from matrixwatch.collectors.base import Item, Sink, now_iso
-from matrixwatch.streams.normalize import InvalidInput, normalize
-from matrixwatch.streams.normalized import event_from_dict, is_normalized
+from matrixwatch.settings import Settings
+from matrixwatch.streams.normalize import MAX_FUTURE_SKEW, InvalidInput, normalize_line
+from matrixwatch.streams.normalized import is_normalized
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,9 @@ SOURCE = "push"
 MAX_REASONS = 50
 _SINK_KEY: web.AppKey[Sink] = web.AppKey("sink", Sink)
 _CFG_KEY: web.AppKey[dict[str, Any]] = web.AppKey("cfg", dict)
+_BOM = b"\xef\xbb\xbf"
+DEFAULT_MAX_LINE_BYTES: int = Settings.model_fields["max_line_bytes"].default
+"""The worker's default line cap (``MW_MAX_LINE_BYTES``), read from the settings."""
 
 
 class RateLimiter:
@@ -114,19 +121,27 @@ async def _read_body(request: web.Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _loads(data: bytes) -> Any:
+    """Parse with the worker's parser (orjson, as ``normalize_line``), so the endpoint
+    accepts what the worker can read: UTF-8, no NaN, nesting at most 1024 deep (the
+    stdlib parser raised RecursionError there, a 500). A leading BOM is skipped, as the
+    stdlib parser and ``normalize_line`` do."""
+    return orjson.loads(data.removeprefix(_BOM))
+
+
 def _parse(body: bytes, ctype: str) -> list[Any]:
     if ctype in ("application/x-ndjson", "application/jsonl", "application/json-seq"):
         out = []
         for n, line in enumerate(body.splitlines(), 1):
             if line.strip():
                 try:
-                    out.append(json.loads(line))
-                except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                    out.append(_loads(line))
+                except (ValueError, RecursionError) as e:  # orjson.JSONDecodeError included
                     raise ValueError(f"bad JSON on line {n}: {e}") from None
         return out
     try:
-        doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        doc = _loads(body)
+    except (ValueError, RecursionError) as e:
         raise ValueError(f"bad JSON: {e}") from None
     if isinstance(doc, dict) and isinstance(doc.get("events"), list):
         return list(doc["events"])
@@ -135,18 +150,47 @@ def _parse(body: bytes, ctype: str) -> list[Any]:
     raise ValueError("expected a JSON array of objects or {\"events\": [...]}")
 
 
-def validate(objs: list[Any], now: datetime, max_text_bytes: int) -> list[dict[str, Any]]:
-    """Per-item problems as [{"index", "reason"}]; empty when the batch is valid."""
-    problems = []
+def encode(objs: list[Any], now: datetime, *, max_text_bytes: int,
+           max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+           max_future: float = MAX_FUTURE_SKEW) -> tuple[list[Item], list[dict[str, Any]]]:
+    """The messages to publish, and per-item problems as [{"index", "reason"}].
+
+    Each object is encoded as it will be published and that line is checked with the
+    worker's own :func:`normalize_line` (same size, text and time limits, same wall
+    clock), so a 202 is never followed by a dead letter: before, normalized events
+    skipped the time bounds, and lines orjson cannot write (nested over 254 deep)
+    raised a 500. Items are only meaningful when there are no problems.
+    """
+    as_of = now_iso(now)
+    collected = datetime.fromisoformat(as_of)  # what the worker reads from the header
+    items: list[Item] = []
+    problems: list[dict[str, Any]] = []
     for i, o in enumerate(objs):
+        if not isinstance(o, dict):
+            problems.append({"index": i, "reason": "not an object"})
+            continue
         try:
-            if is_normalized(o):
-                event_from_dict(o, collected_at=now, max_text_bytes=max_text_bytes)
-            else:
-                normalize(o, collected_at=now, max_text_bytes=max_text_bytes)
+            item = Item.of(o, as_of=as_of, kind="event" if is_normalized(o) else "native")
+        except TypeError as e:  # orjson.JSONEncodeError: too deep for orjson.dumps
+            problems.append({"index": i, "reason": f"cannot encode: {e}"})
+            continue
+        try:
+            normalize_line(item.line, collected_at=collected, max_line_bytes=max_line_bytes,
+                           max_text_bytes=max_text_bytes, max_future=max_future,
+                           wall_clock=now)
         except InvalidInput as e:
             problems.append({"index": i, "reason": e.reason})
-    return problems
+            continue
+        items.append(item)
+    return items, problems
+
+
+def validate(objs: list[Any], now: datetime, max_text_bytes: int, *,
+             max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+             max_future: float = MAX_FUTURE_SKEW) -> list[dict[str, Any]]:
+    """Per-item problems as [{"index", "reason"}]; empty when the batch is valid."""
+    return encode(objs, now, max_text_bytes=max_text_bytes, max_line_bytes=max_line_bytes,
+                  max_future=max_future)[1]
 
 
 async def handle_events(request: web.Request) -> web.Response:
@@ -189,14 +233,12 @@ async def _handle_events(request: web.Request, cfg: dict[str, Any]) -> web.Respo
         return _err(400, "empty batch")
     if len(objs) > cfg["max_items"]:
         return _err(413, f"more than {cfg['max_items']} objects in one batch")
-    now = datetime.now(tz=UTC)
-    problems = validate(objs, now, cfg["max_text_bytes"])
+    items, problems = encode(objs, datetime.now(tz=UTC), max_text_bytes=cfg["max_text_bytes"],
+                             max_line_bytes=cfg["max_line_bytes"],
+                             max_future=cfg["max_future"])
     if problems:
         return _err(422, f"{len(problems)} invalid object(s); nothing was accepted",
                     items=problems[:MAX_REASONS])
-    as_of = now_iso(now)
-    items = [Item.of(o, as_of=as_of, kind="event" if is_normalized(o) else "native")
-             for o in objs]
     try:
         await sink.send(items)
     except Exception as e:
@@ -216,16 +258,22 @@ async def handle_health(request: web.Request) -> web.Response:
 
 
 def make_app(sink: Sink, *, token: str | None, max_bytes: int = 8 * 1024 * 1024,
-             max_items: int = 5000, max_text_bytes: int = 65536, rate: float | None = 20.0,
-             burst: int = 40, max_inflight: int = 8,
+             max_items: int = 5000, max_text_bytes: int = 65536,
+             max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, max_future: float = MAX_FUTURE_SKEW,
+             rate: float | None = 20.0, burst: int = 40, max_inflight: int = 8,
              clock: Callable[[], float] = time.monotonic) -> web.Application:
     """The endpoint. ``rate`` (requests/s per client, None = unlimited) with ``burst``,
-    and ``max_inflight`` concurrent requests, bound what one client or a crowd can cost."""
+    and ``max_inflight`` concurrent requests, bound what one client or a crowd can cost.
+
+    ``max_text_bytes``, ``max_line_bytes`` and ``max_future`` must be the worker's
+    (``MW_MAX_TEXT_BYTES``, ``MW_MAX_LINE_BYTES``, ``MW_MAX_FUTURE_SKEW``): each item is
+    checked against them, so what the endpoint accepts the worker does not dead-letter."""
     # client_max_size bounds aiohttp's own buffering; _read_body enforces our limit.
     app = web.Application(client_max_size=max_bytes + 1)
     app[_SINK_KEY] = sink
     app[_CFG_KEY] = {"token": token, "max_bytes": max_bytes, "max_items": max_items,
-                     "max_text_bytes": max_text_bytes, "max_inflight": max(max_inflight, 1),
+                     "max_text_bytes": max_text_bytes, "max_line_bytes": max_line_bytes,
+                     "max_future": max_future, "max_inflight": max(max_inflight, 1),
                      "inflight": 0,
                      "limiter": RateLimiter(rate, burst, clock=clock) if rate else None}
     app.router.add_post("/v1/events", handle_events)

@@ -474,6 +474,8 @@ def _time(o: Mapping[str, Any], where: str, now: datetime) -> str:
         return weibo_iso(v, now)
     except ValueError as e:
         raise InvalidInput(f"bad time: {where}created_at: {e}") from None
+    except OverflowError:  # year 1 at +14:00 has no +08:00 form
+        raise InvalidInput(f"bad time: {where}created_at: out of range: {v[:40]}") from None
 
 
 def _bounded(v: object, name: str, limit: int) -> str:

@@ -56,6 +56,12 @@ MAX_HALF_LIFE_BUCKETS = 1_000_000
 in floats (no learning, and a division by zero); well before that, the 1/n ramp of
 ``_learn_zeros`` (about 1.44 h steps) makes one long gap cost seconds of CPU."""
 
+MAX_COUNT = float(2**53)
+"""Largest bucket count accepted: the largest integer a float holds exactly. Far beyond
+any real count, and it keeps the math finite: from ~1.3e154 the squared deviation in
+``_learn`` overflows to an infinite variance (a ValueError from ``lgamma(0)`` months of
+buckets later), from ~2.5e305 ``lgamma`` in :func:`nb_log10_sf` overflows at once."""
+
 
 @dataclass(frozen=True)
 class SpikeParams:
@@ -231,8 +237,8 @@ class SpikeDetector:
         """
         p = self.params
         value = float(value)
-        if not value >= 0.0 or math.isinf(value):
-            raise ValueError(f"bucket count must be finite and >= 0, got {value!r}")
+        if not 0.0 <= value <= MAX_COUNT:  # also NaN and inf
+            raise ValueError(f"bucket count must be finite, >= 0 and <= 2**53, got {value!r}")
         if state is None:
             s: dict = {"t": float(t), "n": 0, "m": 0.0, "v": 0.0, "until": None, "sev": -1}
             self._learn(s, value)
@@ -348,6 +354,9 @@ def _read_rows(path: Path, f: TextIO) -> list[tuple[datetime, float]]:
             raise SeriesError(f"{path}:{line}: bad value {row[iv]!r}") from None
         if not math.isfinite(value) or value < 0:
             raise SeriesError(f"{path}:{line}: value must be a count >= 0, got {row[iv]!r}")
+        if value > MAX_COUNT:
+            raise SeriesError(f"{path}:{line}: value must be a count <= 2**53 "
+                              f"({MAX_COUNT:.0f}), got {row[iv]!r}")
         t = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
         if last is not None and t <= last:
             raise SeriesError(f"{path}:{line}: timestamps must increase ({row[it]!r})")

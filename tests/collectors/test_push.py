@@ -305,3 +305,93 @@ async def test_token_compared_in_constant_time(endpoint: tuple[str, MemorySink])
     assert {call.args[1] for call in spy.call_args_list} == {TOKEN.encode()}
     src = inspect.getsource(push)
     assert "== token" not in src and "token ==" not in src and "!= token" not in src
+
+
+# --------------------------------------------------------------------------- audit fixes
+
+
+async def test_deeply_nested_json_is_a_400_not_a_500() -> None:
+    """The stdlib parser raised RecursionError on deep nesting (a 500); now a 400 reason."""
+    sink = MemorySink()
+    deep = b"[" * 100_000 + b"]" * 100_000
+    line = b"[" * 3000 + b"]" * 3000
+    async for url in _serve(sink):
+        async with httpx.AsyncClient() as c:
+            body = await c.post(url, content=deep,
+                                headers={**AUTH, "Content-Type": "application/json"})
+            nd = await c.post(url, content=orjson.dumps(native_status()) + b"\n" + line,
+                              headers={**AUTH, "Content-Type": "application/x-ndjson"})
+    assert body.status_code == 400 and body.json()["error"].startswith("bad JSON")
+    assert nd.status_code == 400 and nd.json()["error"].startswith("bad JSON on line 2")
+    assert not sink.items
+
+
+async def test_items_the_publisher_cannot_encode_are_422(
+        endpoint: tuple[str, MemorySink]) -> None:
+    """Parseable but too deep for orjson.dumps (254 levels): a per-item 422, not a 500."""
+    url, sink = endpoint
+    deep = orjson.loads(b"[" * 300 + b"]" * 300)
+    async with httpx.AsyncClient() as c:
+        r = await c.post(url, json=[native_status(), dict(native_status(1), extra=deep)],
+                         headers=AUTH)
+    assert r.status_code == 422
+    assert [p["index"] for p in r.json()["items"]] == [1]
+    assert "cannot encode" in r.json()["items"][0]["reason"]
+    assert not sink.items
+
+
+@pytest.mark.parametrize("created_at", ["0001-01-01T00:00:00+14:00",
+                                        "9999-12-31T00:00:00+08:00"])
+async def test_event_times_out_of_bounds_are_422_for_every_shape(
+        endpoint: tuple[str, MemorySink], created_at: str) -> None:
+    """The worker dead-letters these (normalize's time bounds), so the endpoint refuses
+    them too: normalized events used to skip the bounds and get a 202."""
+    url, sink = endpoint
+    status = native_status()
+    status["created_at"] = created_at
+    async with httpx.AsyncClient() as c:
+        event = await c.post(url, json=[dict(normalized_event(), created_at=created_at)],
+                             headers=AUTH)
+        native = await c.post(url, json=[status], headers=AUTH)
+    assert event.status_code == native.status_code == 422
+    assert event.json()["items"][0]["reason"].startswith("bad time: created_at")
+    assert not sink.items
+
+
+async def test_max_future_is_the_workers_setting() -> None:
+    """``max_future`` (MW_MAX_FUTURE_SKEW) moves the bound; ``inf`` turns it off."""
+    far = dict(normalized_event(), created_at="2999-01-01T00:00:00+08:00")
+    for max_future, expected in ((0.0, 422), (float("inf"), 202)):
+        sink = MemorySink()
+        runner, port = await start_server(make_app(sink, token=TOKEN, max_future=max_future),
+                                          "127.0.0.1", 0)
+        try:
+            async with httpx.AsyncClient() as c:
+                r = await c.post(f"http://127.0.0.1:{port}/v1/events", json=[far],
+                                 headers=AUTH)
+        finally:
+            await runner.cleanup()
+        assert r.status_code == expected
+
+
+async def test_line_over_the_workers_cap_is_422() -> None:
+    """A line the worker would dead-letter unparsed ("line too large") is refused here."""
+    sink = MemorySink()
+    runner, port = await start_server(make_app(sink, token=TOKEN, max_line_bytes=4096),
+                                      "127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient() as c:
+            r = await c.post(f"http://127.0.0.1:{port}/v1/events",
+                             json=[dict(native_status(), pad="x" * 5000)], headers=AUTH)
+    finally:
+        await runner.cleanup()
+    assert r.status_code == 422 and "line too large" in r.json()["items"][0]["reason"]
+    assert not sink.items
+
+
+async def test_bom_before_the_body_is_still_accepted(endpoint: tuple[str, MemorySink]) -> None:
+    url, sink = endpoint
+    async with httpx.AsyncClient() as c:
+        r = await c.post(url, content=b"\xef\xbb\xbf" + orjson.dumps([native_status()]),
+                         headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status_code == 202 and len(sink.items) == 1

@@ -365,6 +365,12 @@ def test_bad_time_reason_names_field_and_value() -> None:
     assert r.startswith("bad time: retweeted_status.created_at: ")
 
 
+def test_a_native_time_with_no_shanghai_form_is_a_bad_time() -> None:
+    # Year 1 at +14:00 is before year 1 at +08:00: it used to be "unexpected: OverflowError".
+    r = reason_of(_set("created_at", "0001-01-01T00:00:00+14:00"))
+    assert r.startswith("bad time: created_at: out of range")
+
+
 def test_text_size_is_checked_before_any_html_work(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(html: str) -> str:
         if len(html) > 100:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from matrixwatch.streams.spikes import (
+    MAX_COUNT,
     SEVERITIES,
     SpikeDetector,
     SpikeParams,
@@ -186,6 +187,31 @@ def test_bad_bucket_value_is_rejected() -> None:
         SpikeDetector().step(None, T0, math.nan)
 
 
+def test_counts_above_2_53_are_rejected() -> None:
+    """1e306 overflowed lgamma; 1e155 in the first buckets made the variance infinite."""
+    with pytest.raises(ValueError, match="2\\*\\*53"):
+        SpikeDetector().step(None, T0, 1e306)
+    state, _ = SpikeDetector().step(None, T0, MAX_COUNT)
+    with pytest.raises(ValueError):
+        SpikeDetector().step(state, T0 + B, MAX_COUNT * 2)
+
+
+def test_the_largest_count_keeps_the_math_finite() -> None:
+    """MAX_COUNT early (unwinsorised learning) and late (the tail test) stays finite."""
+    det = SpikeDetector()
+    state, _ = det.step(None, T0, 5.0)
+    state, _ = det.step(state, T0 + B, MAX_COUNT)
+    assert math.isfinite(state["v"])
+    # Months later the baseline is small again and a burst is tested against it.
+    t = T0 + 80_000 * B
+    state, _ = det.step(state, t, 5.0)
+    for i in range(1, 3 * DAY):
+        state, _ = det.step(state, t + i * B, 5.0)
+    state, sig = det.step(state, t + 3 * DAY * B, MAX_COUNT)
+    assert sig is not None and math.isfinite(sig.score)
+    assert math.isfinite(state["m"]) and math.isfinite(state["v"])
+
+
 def test_negative_binomial_tail() -> None:
     # Size r = 1 is the geometric distribution: P(X >= x) = q^x with q = 1 - mean / var.
     mean, var = 4.0, 20.0  # r = 16 / 16 = 1
@@ -252,6 +278,8 @@ def test_detect_series_infers_the_bucket_width() -> None:
         ("timestamp,value\n2015-01-01 00:00:00,abc\n", "bad value"),
         ("timestamp,value\nyesterday,3\n", "bad timestamp"),
         ("timestamp,value\n2015-01-01 00:00:00,-4\n", ">= 0"),
+        ("timestamp,value\n2015-01-01 00:00:00,1e306\n", "<= 2**53"),  # was OverflowError
+        ("timestamp,value\n2015-01-01 00:00:00,1e155\n", "<= 2**53"),
         ("timestamp,value\n2015-01-01 00:00:00\n", "fields"),
         ("timestamp,value\n2015-01-01 00:05:00,1\n2015-01-01 00:00:00,1\n", "increase"),
     ],
