@@ -59,7 +59,8 @@ def worker(
 
 @app.command()
 def replay(
-    files: list[Path] = typer.Argument(..., help="JSONL files of native Weibo objects."),
+    files: list[Path] = typer.Argument(..., metavar="FILE...",
+                                       help="JSONL files of native Weibo objects."),
     registry: Path = typer.Option(..., "--registry", help="matrix.yaml"),
     out: Path = typer.Option(..., "--out", help="Output directory."),
     timeout: float = typer.Option(3600.0, help="Give up if not drained after this many s."),
@@ -212,7 +213,8 @@ SUBAPPS = (
     ("matrixwatch.streams.sentiment.cli", "sentiment", "Train, evaluate, benchmark models."),
     ("matrixwatch.alerts.cli", "rules", "Validate and test alert rules on past data."),
     ("matrixwatch.dashboards.cli", "dashboards", "Kibana dashboards and Elasticsearch setup."),
-    ("matrixwatch.collectors.cli", "collect", "One-off collection runs per source."),
+    ("matrixwatch.collectors.cli", "collect",
+     "Collectors: one-off runs per source, scheduled polling (run) and the push endpoint."),
     ("matrixwatch.collectors.registry_cli", "registry", "Import and validate registries."),
     ("matrixwatch.reports.cli", "report", "Linkage and matrix reports."),
     ("matrixwatch.reports.scheduler_cli", "scheduler", "Scheduled reports (APScheduler)."),

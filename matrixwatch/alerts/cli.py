@@ -71,6 +71,8 @@ def validate(
     except RuleError as e:
         _fail(str(e))
         return
+    if not rules:  # the worker would run and never alert: surely not what was meant
+        _fail(f"no rule files (*.yaml) in {directory}")
     cfg = _load_channels(channels)
     try:
         Dispatcher(rules, cfg)

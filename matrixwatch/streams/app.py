@@ -239,6 +239,9 @@ def create_app(
     model = get_model(settings.sentiment_model)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment")
     rules = load_rules(settings.rules_dir)
+    if not rules:
+        log.warning("no alert rules in %s: this worker will raise no alerts",
+                    settings.rules_dir)
     engine = RuleEngine(rules, registry)
     channels = ChannelConfig.load()
     dispatcher = Dispatcher(rules, channels)

@@ -55,6 +55,12 @@ def test_validate_default_rules_and_bad_dir(tmp_path: Path) -> None:
     assert "bad.yaml:3: params.bucket: expected a duration" in res.output
 
 
+def test_validate_refuses_a_directory_without_rules(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["validate", str(tmp_path)])  # was "0 rules OK", exit 0
+    assert res.exit_code == 2
+    assert "no rule files" in res.output
+
+
 def test_channels_lists_without_secrets() -> None:
     res = runner.invoke(app, ["channels"], env={"MW_DINGTALK_TOKEN": "tok-secret-1"})
     assert res.exit_code == 0 and "duty_dingtalk" in res.output
