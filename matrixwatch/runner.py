@@ -189,12 +189,18 @@ def run_main(settings: Settings, *, rate: float, duration: float = 0.0,
             produced, started, next_view = 0, time.monotonic(), 0.0
             current_lag: dict[str, int] | None = None
             with Live(refresh_per_second=2, transient=False) as live:
-                if console is not None:  # a new token is shown once, on the first run only
-                    live.console.print(f"值班台 console: {console.login_url or console.url}")
+                # Its link (a new token shown once, on the first run only) and how to log
+                # in, or why there is no console: the pipeline runs on either way.
+                if console.notice:
+                    live.console.print(console.notice if console.ok
+                                       else f"[yellow]{escape(console.notice)}[/]",
+                                       markup=not console.ok, soft_wrap=True)
                 while not stop["flag"]:
                     now = time.monotonic()
                     if duration and now - started > duration:
                         break
+                    if (gone := console.check()) is not None:
+                        live.console.print(f"[yellow]{escape(gone)}[/]", soft_wrap=True)
                     running, happened = worker.check()
                     if happened is not None:
                         live.console.print(f"[red]{escape(happened)}[/]")

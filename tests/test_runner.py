@@ -164,6 +164,34 @@ def test_run_restarts_a_killed_worker_and_goes_on_storing(tmp_path: Path) -> Non
     assert after > before, out[-3000:]
 
 
+@pytest.mark.broker
+def test_run_warns_and_goes_on_when_its_console_port_is_taken(tmp_path: Path) -> None:
+    """The user audit: with another program on --console-port, `run` printed a console
+    link (to that program) and the only trace of its own console's failure was in
+    var/console.log. Now: a one-line warning with the way out, no link, and the pipeline
+    runs and stores as before."""
+    import socket
+
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    argv, full = _run_command(tmp_path, 4)
+    argv[argv.index("--console-port") + 1] = str(port)
+    try:
+        res = subprocess.run(argv, cwd=tmp_path, env=full, capture_output=True, text=True,
+                             timeout=180)
+    finally:
+        held.close()
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert (f"值班台 console not started: port {port} on 127.0.0.1 is already in use" in out
+            and "--console-port 0 for none" in out), out[-3000:]
+    assert "http://127.0.0.1" not in out
+    assert "produced" in res.stdout
+    assert not (tmp_path / "var" / "console-users.yaml").exists()  # first-run token kept
+
+
 def test_the_live_view_shows_the_latest_stored_alert_first(tmp_path: Path) -> None:
     """A second `run` in the same checkout: the store keeps the first run's rows, dated
     ahead (the simulated clock runs fast), and they stayed on top of 最新告警 by event

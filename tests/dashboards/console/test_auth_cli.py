@@ -7,7 +7,9 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -141,18 +143,85 @@ def test_users_file_refuses_a_blank_name() -> None:
                                 "token_sha256": "0" * 64}]})
 
 
-def test_serve_without_users_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MW_CONSOLE_USERS_FILE", raising=False)
-    monkeypatch.setenv("MW_DATA_DIR", str(tmp_path))
+@pytest.fixture
+def readme_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The README's setting: no MW_CONSOLE_USERS_FILE, data in ./var; yields var/."""
     from matrixwatch.settings import get_settings
 
+    monkeypatch.delenv("MW_CONSOLE_USERS_FILE", raising=False)
+    monkeypatch.delenv("MW_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
-    try:
-        res = runner.invoke(app, ["serve", "--port", "0"])
-    finally:
-        get_settings.cache_clear()
+    yield Path("var")
+    get_settings.cache_clear()
+
+
+def test_serve_without_users_refuses(readme_env: Path) -> None:
+    """No users file anywhere: exit 2, naming the file looked for and how to make one."""
+    res = runner.invoke(app, ["serve", "--port", "0"])
     assert res.exit_code == 2
+    assert "no users file at var/console-users.yaml" in res.output
+    assert "matrixwatch console token --name NAME --role duty-officer" in res.output
     assert "MW_CONSOLE_USERS_FILE" in res.output
+    listed = runner.invoke(app, ["users"])
+    assert listed.exit_code == 2 and "no users file at var/console-users.yaml" in listed.output
+
+
+def test_console_commands_use_the_users_file_run_makes(
+        readme_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After `run`, the README's commands failed: `console serve` and `console users`
+    wanted MW_CONSOLE_USERS_FILE, and `console token` wrote nothing (its help said it
+    wrote the hash to the users file; only --append did). All use run's file now."""
+    from matrixwatch.dashboards.console import app as app_module
+
+    run_file = readme_env / "console-users.yaml"
+    admin = ensure_dev_users(run_file)  # what `run` does on its first start
+    assert admin is not None
+    helped = runner.invoke(app, ["token", "--help"], env={"COLUMNS": "200"})
+    assert "console-users.yaml" in helped.output and "MW_CONSOLE_USERS_FILE" in helped.output
+
+    res = runner.invoke(app, ["token", "--name", "张三", "--role", "duty-officer"])
+    assert res.exit_code == 0, res.output
+    token = res.stdout.strip().splitlines()[-1]
+    text = run_file.read_text(encoding="utf-8")
+    assert token not in text and token_hash(token) in text and token not in res.stderr
+    assert oct(run_file.stat().st_mode & 0o777) == "0o600"
+    users = Users(run_file)
+    assert users.authenticate(token).name == "张三"  # type: ignore[union-attr]
+    assert users.authenticate(admin).name == "admin"  # type: ignore[union-attr]
+
+    listed = runner.invoke(app, ["users"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout.splitlines() == ["admin\tmatrix-manager", "张三\tduty-officer"]
+
+    served: list[Path | None] = []
+
+    async def fake_serve(console: Any, host: str, port: int, ready: Any = None,
+                         stop: Any = None) -> None:
+        served.append(console.users.path)
+
+    monkeypatch.setattr(app_module, "serve", fake_serve)
+    up = runner.invoke(app, ["serve", "--port", "18431"])
+    assert up.exit_code == 0, up.output
+    assert served == [run_file]
+
+
+def test_token_print_only_writes_nothing(readme_env: Path) -> None:
+    """The old default (print the entry, write nothing) is still there, by request."""
+    res = runner.invoke(app, ["token", "--name", "值班员丁", "--print-only"])
+    assert res.exit_code == 0, res.output
+    token = res.stdout.strip().splitlines()[-1]
+    assert token_hash(token) in res.stderr and token not in res.stderr
+    assert not (readme_env / "console-users.yaml").exists()
+
+
+def test_token_refuses_a_users_file_it_cannot_extend(tmp_path: Path) -> None:
+    """A users file that is not a mapping with a 'users' list: exit 2, file untouched."""
+    bad = tmp_path / "users.yaml"
+    bad.write_text("- just a list\n", encoding="utf-8")
+    res = runner.invoke(app, ["token", "--name", "x", "--users-file", str(bad)])
+    assert res.exit_code == 2 and "expected a mapping" in res.output
+    assert res.stdout.strip() == "" and bad.read_text(encoding="utf-8") == "- just a list\n"
 
 
 def test_ensure_dev_users_once(tmp_path: Path) -> None:
