@@ -563,8 +563,8 @@ def build_console(settings: Settings, users_file: Path | None = None,
     if users_file is not None:
         cs = cs.model_copy(update={"users_file": users_file})
     if cs.users_file is None:
-        raise UsersError("no users: set MW_CONSOLE_USERS_FILE (make one with "
-                         "`matrixwatch console token --name NAME --role ROLE --append FILE`)")
+        raise UsersError("no users file: set MW_CONSOLE_USERS_FILE, or make the default one "
+                         "with `matrixwatch console token --name NAME --role ROLE`")
     users = Users(cs.users_file)
     queries: ConsoleQueries
     if settings.es_url:
