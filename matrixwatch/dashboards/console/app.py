@@ -208,16 +208,26 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    resp = await handler(request)
-    resp.headers.setdefault(
+    """Security headers on every answer, the raised ones too (a 400 for a bad parameter,
+    a 404, a 413): an error page that echoes input is where a missing CSP hurts."""
+    try:
+        resp = await handler(request)
+    except web.HTTPException as exc:
+        _security_headers(request, exc.headers)
+        raise
+    _security_headers(request, resp.headers)
+    return resp
+
+
+def _security_headers(request: web.Request, headers: Any) -> None:
+    headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
     if request.path.startswith("/api/") or request.path in ("/", "/login"):
-        resp.headers.setdefault("Cache-Control", "no-store")
-    return resp
+        headers.setdefault("Cache-Control", "no-store")
 
 
 def require_manager(handler: Handler) -> Handler:

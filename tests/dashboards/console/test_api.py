@@ -94,6 +94,17 @@ async def test_page_loads_with_token(client: TestClient) -> None:
         == 200
 
 
+async def test_raised_errors_carry_the_security_headers(client: TestClient) -> None:
+    for resp in (await client.get("/api/alerts?limit=nan", headers=DUTY_H),
+                 await client.get("/no-such-page", headers=DUTY_H)):
+        assert resp.status in (400, 404)
+        assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers.get("Cache-Control") is None  # not an /api/ path
+    bad = await client.get("/api/alerts?limit=nan", headers=DUTY_H)
+    assert bad.headers["Cache-Control"] == "no-store"
+
+
 async def test_login_cookie_logout_and_audit(client: TestClient, console: Console,
                                              caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
