@@ -199,14 +199,17 @@ class Matrix:
 
     @classmethod
     def from_yaml(cls, text: str) -> Matrix:
+        """A matrix.yaml, read with the registry's rules (a quoted "false" is false)."""
+        from matrixwatch.registry import parse_flag
+
         doc = yaml.safe_load(text) or {}
         accounts = [
             {**{k: a.get(k) for k in ACCOUNT_FIELDS},
              "id": str(a["id"]),
              "parent": None if a.get("parent") is None else str(a["parent"]),
-             "active": bool(a.get("active", True)),
-             "synthetic": bool(a.get("synthetic", False))}
-            for a in doc.get("accounts") or []
+             "active": parse_flag(a.get("active"), True, f"accounts[{i}]", "active"),
+             "synthetic": parse_flag(a.get("synthetic"), False, f"accounts[{i}]", "synthetic")}
+            for i, a in enumerate(doc.get("accounts") or [])
         ]
         return cls(accounts=accounts, units=list(doc.get("units") or []))
 

@@ -106,6 +106,9 @@ def test_yaml_round_trip_and_helpers(matrix: Matrix, tmp_path: Path) -> None:
     assert doc["accounts"] == matrix.accounts
     again = Matrix.from_yaml(path.read_text(encoding="utf-8"))
     assert again.accounts == matrix.accounts
+    quoted = Matrix.from_yaml("accounts:\n  - {id: '1', active: 'false', synthetic: 'yes'}\n")
+    assert quoted.accounts[0]["active"] is False  # bool("false") was True
+    assert quoted.accounts[0]["synthetic"] is True
 
     prov = matrix.accounts[0]
     assert matrix.superior_of(prov["id"]) is None
