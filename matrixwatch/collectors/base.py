@@ -61,6 +61,22 @@ class RetryableError(CollectorError):
         self.retry_after = retry_after
 
 
+class CircuitOpen(CollectorError):
+    """The host failed many requests in a row: fail fast instead of queueing retries.
+
+    Raised without touching the network (``CircuitBreaker`` in
+    :mod:`matrixwatch.collectors.http`); not a :class:`RetryableError`, so the fetcher
+    does not retry it and the poll fails at once, which is what lets the health record
+    come within seconds.
+    """
+
+    kind = "circuit_open"
+
+    def __init__(self, host: str, message: str) -> None:
+        super().__init__(message)
+        self.host = host
+
+
 class AuthExpired(CollectorError):
     """The cookie or token is no longer accepted: retrying cannot help, a human must."""
 

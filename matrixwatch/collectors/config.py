@@ -54,7 +54,24 @@ class CollectorSettings(Settings):
     host_burst: int = Field(3, ge=1, description="Requests allowed back to back per host.")
     retry_attempts: int = Field(5, ge=1, description="Tries per request (418/429/5xx/timeout).")
     backoff_initial: float = Field(2.0, description="First backoff, seconds (then x2, jitter).")
-    backoff_max: float = Field(120.0, description="Longest backoff, also caps Retry-After.")
+    backoff_max: float = Field(
+        120.0, description="Longest backoff, also caps Retry-After (which pauses every "
+        "request to that host, not only the one that got it).",
+    )
+    circuit_threshold: int = Field(
+        5, ge=0, description="Consecutive failed requests to one host (connection errors, "
+        "timeouts, 5xx; not 418/429 throttling) that open its circuit: requests to it then "
+        "fail at once, without retries or rate-limit slots, so an outage reaches "
+        "collector_health in seconds instead of after every poll's retries. 0: never open.",
+    )
+    circuit_cooldown: float = Field(
+        30.0, gt=0, description="Seconds an opened circuit fails requests fast before one "
+        "trial request tests the host; doubled after each failed trial.",
+    )
+    circuit_cooldown_max: float = Field(
+        300.0, gt=0, description="Longest cooldown of a circuit whose trials keep failing: "
+        "at most this late is a recovered host used again.",
+    )
     user_agent: str = Field(
         "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 (KHTML, like Gecko) "
         "Chrome/120.0 Mobile Safari/537.36 matrixwatch",

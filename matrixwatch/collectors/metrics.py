@@ -26,7 +26,8 @@ __all__ = [
 
 REQUESTS = Counter(
     "matrixwatch_collector_requests_total",
-    "HTTP requests made by collectors, by outcome (status code, timeout, error)",
+    "HTTP requests of collectors, by outcome (status code, timeout, error; circuit_open: "
+    "refused without a request while the host's circuit breaker is open)",
     ["source", "outcome"],
 )
 RETRIES = Counter(

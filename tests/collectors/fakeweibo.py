@@ -5,7 +5,8 @@ serves it in the real response shapes: every page is built from the anonymised
 templates in tests/fixtures/collectors with this world's ids, times, texts and
 counts. Faults are injected on demand (a queue of one-shot faults per path) or at
 random (soak test): 418, 429 with Retry-After, 500, a stalled response (timeout),
-a malformed page, an expired cookie (302 to passport / ``ok:-100``).
+a slow but good response, a malformed page, an expired cookie (302 to passport /
+``ok:-100``).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class FakeWeibo:
         self.auth_style = "redirect"  # "redirect" | "ok-100"
         self.token = "test-token"
         self.stall_seconds = 2.0
+        self.retry_after = "0"  # Retry-After of injected 429s
         self.feeds: dict[str, tuple[str, str]] = {}  # path → (content type, body)
         self.feed_etag: dict[str, str] = {}
         self._card = fixture("mweibo_getIndex_timeline.json")
@@ -194,7 +196,8 @@ class FakeWeibo:
         if kind == "418":
             return web.Response(status=418, text="I'm a teapot")
         if kind == "429":
-            return web.Response(status=429, text="too many", headers={"Retry-After": "0"})
+            return web.Response(status=429, text="too many",
+                                headers={"Retry-After": self.retry_after})
         if kind == "500":
             return web.Response(status=500, text="internal error")
         if kind == "502":
@@ -220,7 +223,10 @@ class FakeWeibo:
         path = request.path
         self.hits[path] += 1
         fault = self._fault(path)
-        if fault is not None:
+        if fault == "slow":  # served normally, after stall_seconds
+            self.faults_injected[fault] += 1
+            await asyncio.sleep(self.stall_seconds)
+        elif fault is not None:
             return await self._apply(fault, path)
         if self.cookie is not None and not path.startswith(("/2/", "/feed")) and \
                 request.headers.get("Cookie") != self.cookie:
