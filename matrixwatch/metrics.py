@@ -22,6 +22,12 @@ ALERT_KEYS_EXPIRED = Counter(
     "matrixwatch_alert_keys_expired_total",
     "Alert keys whose dispatch state was deleted after alert_key_retention",
 )
+NOTIFICATIONS_OVERFLOWED = Counter(
+    "matrixwatch_alert_notifications_overflowed_total",
+    "Notifications not sent on their own because the channel's send budget "
+    "(max_per_minute) was used up; each is counted in the channel's next rate-limit "
+    "summary (alerts/throttle.py). The alert itself is stored either way", ["channel"]
+)
 OPEN_TASKS = Gauge("matrixwatch_linkage_open_tasks", "Open linkage tasks on this worker")
 CONSUMER_LAG = Gauge(
     "matrixwatch_consumer_lag", "Messages behind the end of a partition", ["topic", "partition"]

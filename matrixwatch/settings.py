@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     notify_concurrency: int = Field(
         8, ge=1, description="Alert deliveries in flight per channel (HTTP round trips "
         "overlap; a channel in retry backoff holds up only its own alerts).")
+    notify_budget_workers: int = Field(
+        1, ge=1, description="Worker processes that notify through the same channels. "
+        "Each worker keeps its own send budget per channel (max_per_minute in "
+        "channels.yaml: DingTalk and WeCom robots take 20 messages a minute, Feishu 100), "
+        "and every worker notifies for its partitions, so each uses the budget divided by "
+        "this (rounded down). Set it to the number of workers (docker-compose: "
+        "MW_WORKERS); left at 1 with W workers, a burst may reach W times a robot's "
+        "limit and get it throttled (alerts/throttle.py).")
     max_text_bytes: int = Field(
         64 * 1024, ge=1, description="Larger inputs go to the dead-letter topic (input cap)."
     )

@@ -22,12 +22,31 @@ Schema::
         at_all: false
         verify: true                 # TLS verification, or a CA bundle path
         retry: {attempts: 4, initial: 0.5, max_wait: 10, timeout: 10}
+        max_per_minute: 20           # send budget; default by type (below)
+        max_per_second: 5            # optional; feishu defaults to 5
       ops_webhook: {type: webhook, url_env: MW_ALERT_WEBHOOK_URL, secret_env: ...}
       duty_email: {type: email, host: smtp.example.gov.cn, port: 587, tls: starttls,
                    username: alerts@..., password_env: MW_SMTP_PASSWORD,
                    sender: alerts@..., to: [duty@...]}
     routes:                          # used by rules without their own routing
       - {channels: [duty_dingtalk], min_severity: blue}
+
+Send budget (``max_per_minute``, ``max_per_second``; whole numbers >= 1, any type). The
+platforms rate-limit custom robots, and a burst of alerts must not get a robot banned
+at night, so each worker sends at most this many messages per sliding 60 s (and per
+second) to the channel; the rest are summarised (alerts/throttle.py). Defaults by type,
+the limits the platforms document for custom robots:
+
+* dingtalk 20/minute — 自定义机器人, 消息发送频率限制: 20 messages a minute per robot;
+  beyond it the robot is throttled for 10 minutes (errcode 130101);
+* wecom 20/minute — 群机器人配置说明: 20 messages a minute per robot (errcode 45009);
+  a WeCom channel with ``at_mobiles`` posts two messages per alert and is charged two;
+* feishu 100/minute and 5/second — 自定义机器人使用指南, 频率控制 (errcode 11232);
+* webhook, email: unlimited unless set.
+
+Lower values are fine (a robot shared with another system); higher ones only for a
+platform that grants more. Each worker process keeps its own budget: with W workers
+set ``MW_NOTIFY_BUDGET_WORKERS=W`` (settings.py), which divides these per worker.
 """
 
 from __future__ import annotations
@@ -44,6 +63,11 @@ from matrixwatch.alerts.yamlsrc import Doc, SourceError, load, parse
 __all__ = ["CHANNEL_TYPES", "Channel", "ChannelConfig", "ChannelError", "RetryPolicy", "Secret"]
 
 CHANNEL_TYPES = ("dingtalk", "wecom", "feishu", "webhook", "email")
+# The platforms' limits for custom robots (module docstring); None: unlimited.
+DEFAULT_MAX_PER_MINUTE: dict[str, int | None] = {
+    "dingtalk": 20, "wecom": 20, "feishu": 100, "webhook": None, "email": None}
+DEFAULT_MAX_PER_SECOND: dict[str, int | None] = {
+    "dingtalk": None, "wecom": None, "feishu": 5, "webhook": None, "email": None}
 DEFAULT_CHANNELS_FILE = Path(__file__).parent / "channels.yaml"
 ENV_CHANNELS = "MW_ALERT_CHANNELS"
 
@@ -114,10 +138,24 @@ class Channel:
     email: EmailSettings | None = None
     missing: tuple[str, ...] = ()
     where: str = ""
+    max_per_minute: int | None = None  # None: the type's default (DEFAULT_MAX_PER_MINUTE)
+    max_per_second: int | None = None  # None: the type's default (DEFAULT_MAX_PER_SECOND)
+
+    def __post_init__(self) -> None:
+        # The platform's limit however the channel was built: a robot is never unlimited.
+        if self.max_per_minute is None:
+            object.__setattr__(self, "max_per_minute", DEFAULT_MAX_PER_MINUTE.get(self.type))
+        if self.max_per_second is None:
+            object.__setattr__(self, "max_per_second", DEFAULT_MAX_PER_SECOND.get(self.type))
 
     @property
     def enabled(self) -> bool:
         return not self.missing
+
+    @property
+    def messages_per_alert(self) -> int:
+        """Messages one delivery posts: a WeCom @-by-mobile is a second, text message."""
+        return 2 if self.type == "wecom" and self.at_mobiles else 1
 
     def endpoint(self) -> str:
         """The full URL with its token. Secret: pass it to the HTTP client, never print it."""
@@ -216,7 +254,8 @@ class ChannelConfig:
 
 
 # --- parsing ----------------------------------------------------------------------------
-_COMMON = ("type", "verify", "trust_env", "retry", "description")
+_COMMON = ("type", "verify", "trust_env", "retry", "description", "max_per_minute",
+           "max_per_second")
 _KEYS: dict[str, tuple[str, ...]] = {
     "dingtalk": (*_COMMON, "url", "token_env", "token_file", "secret_env", "secret_file",
                  "at_mobiles", "at_all"),
@@ -294,6 +333,20 @@ def _retry(doc: Doc, path: tuple, v: Any) -> RetryPolicy:
     return RetryPolicy(**vals)
 
 
+def _budget(doc: Doc, path: tuple, raw: dict, key: str, ctype: str) -> int | None:
+    """A send budget: a whole number >= 1, or absent for the type's default."""
+    if key not in raw:
+        return None
+    v = raw[key]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        unit = "minute" if key == "max_per_minute" else "second"
+        default = (DEFAULT_MAX_PER_MINUTE if unit == "minute" else DEFAULT_MAX_PER_SECOND)[ctype]
+        raise _err(doc, (*path, key), f"expected a whole number >= 1 (messages per {unit}), "
+                                      f"got {v!r}; omit it for the {ctype} default "
+                                      f"({default or 'unlimited'})")
+    return v
+
+
 def _url(doc: Doc, path: tuple, v: Any) -> str:
     if not isinstance(v, str) or urlsplit(v).scheme not in ("http", "https"):
         raise _err(doc, path, f"expected an http(s) URL, got {v!r}")
@@ -327,6 +380,8 @@ def _channel(doc: Doc, name: str, raw: Any, env: dict[str, str]) -> Channel:
         retry=_retry(doc, (*path, "retry"), raw.get("retry")), where=doc.where(path),
         at_mobiles=_strs(doc, (*path, "at_mobiles"), raw.get("at_mobiles")),
         at_userids=_strs(doc, (*path, "at_userids"), raw.get("at_userids")),
+        max_per_minute=_budget(doc, path, raw, "max_per_minute", ctype),
+        max_per_second=_budget(doc, path, raw, "max_per_second", ctype),
     )
     if ctype == "email":
         for req in ("host", "sender", "to"):

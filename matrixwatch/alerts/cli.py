@@ -95,11 +95,15 @@ def validate(
 def list_channels(
     channels: Path = typer.Option(None, "--channels", help="channels.yaml to read."),
 ) -> None:
-    """List the channels, where they point (host only) and what is missing to enable them."""
+    """List the channels, where they point (host only), their send budget per worker
+    (before MW_NOTIFY_BUDGET_WORKERS divides it) and what is missing to enable them."""
     cfg = _load_channels(channels)
     for c in cfg.channels.values():
         state = "enabled" if c.enabled else f"disabled (missing {', '.join(c.missing)})"
-        sys.stdout.write(f"{c.name}\t{c.type}\t{c.public_target()}\t{state}\n")
+        budget = ", ".join(f"{n}/{unit}" for n, unit in ((c.max_per_minute, "min"),
+                                                          (c.max_per_second, "s")) if n)
+        sys.stdout.write(f"{c.name}\t{c.type}\t{c.public_target()}\t"
+                         f"budget {budget or 'unlimited'}\t{state}\n")
 
 
 def _read_events(path: Path, as_of: datetime) -> tuple[list[Any], int]:

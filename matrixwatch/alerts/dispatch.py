@@ -25,6 +25,10 @@ decisions survive restarts. Everything is decided on the alert's event time:
   between sending and saving the state) keeps its id, so receivers can dedupe.
 * **routing** — the rule's routes, else channels.yaml's: every matching route adds its
   channels (``stop: true`` ends the list); disabled channels (missing secrets) are skipped.
+* **send budget** — :class:`FanOut` with a :class:`~matrixwatch.alerts.throttle.Throttle`
+  keeps each channel within its robot's rate limit; what does not fit is summarised
+  (alerts/throttle.py). That decides about messages only: every alert decided for the
+  store is stored.
 """
 
 from __future__ import annotations
@@ -44,11 +48,13 @@ from matrixwatch.alerts.notifiers.base import DeliveryFailed, NotifyError, share
 from matrixwatch.alerts.notifiers.render import COUNT_PREFIX, QUIET_DIGEST, digest_line
 from matrixwatch.alerts.rules import SEVERITIES, QuietHours, Rule, severity_rank
 from matrixwatch.alerts.text import SHANGHAI, alert_id, local_str, to_local
+from matrixwatch.alerts.throttle import Planned, Throttle
 from matrixwatch.registry import Registry
 from matrixwatch.retry import retry_async
 from matrixwatch.streams.records import Alert, epoch
 
-__all__ = ["Decision", "DeliveryFailed", "Digest", "Dispatcher", "HeldIndex", "deliver"]
+__all__ = ["Decision", "DeliveryFailed", "Digest", "Dispatcher", "FanOut", "HeldIndex",
+           "Throttle", "deliver"]
 
 log = logging.getLogger(__name__)
 MAX_IDS = 32
@@ -377,22 +383,52 @@ class FanOut:
     of alerts must not queue behind one HTTP round trip each. The gates live as long
     as the object, so the cap also holds across overlapping batches (the alerts agent
     and the quiet-hours timer).
+
+    With a ``throttle``, the channels' send budgets apply as well (alerts/throttle.py):
+    a batch is planned highest severity first per channel, what has no room waits in
+    the channel's overflow, and summaries go out with a batch or from :meth:`flush`.
     """
 
-    def __init__(self, send: Callable[[Alert, str], Awaitable[None]], per_channel: int = 8
-                 ) -> None:
+    def __init__(self, send: Callable[[Alert, str], Awaitable[None]], per_channel: int = 8,
+                 throttle: Throttle | None = None, *,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         if per_channel < 1:
             raise ValueError("per_channel must be at least 1")
         self.send = send
         self.per_channel = per_channel
+        self.throttle = throttle
+        self.sleep = sleep
         self._gates: dict[str, asyncio.Semaphore] = {}
 
     async def __call__(self, deliveries: Sequence[tuple[Alert, str]]) -> None:
-        await asyncio.gather(*(self._one(a, channel) for a, channel in deliveries))
+        if self.throttle is None:
+            await asyncio.gather(*(self._one(Planned(a, ch)) for a, ch in deliveries))
+        else:
+            await self._run(self.throttle.plan(deliveries))
 
-    async def _one(self, alert: Alert, channel: str) -> None:
-        gate = self._gates.get(channel)
+    async def flush(self) -> int:
+        """Send the rate-limit summaries whose channel has room again (a timer's job:
+        an alert burst ended and no new batch came). Returns how many were attempted."""
+        if self.throttle is None:
+            return 0
+        planned = self.throttle.summaries()
+        await self._run(planned)
+        return len(planned)
+
+    async def _run(self, planned: Sequence[Planned]) -> None:
+        await asyncio.gather(*(self._one(p) for p in planned))
+
+    async def _one(self, p: Planned) -> None:
+        gate = self._gates.get(p.channel)
         if gate is None:
-            gate = self._gates[channel] = asyncio.Semaphore(self.per_channel)
-        async with gate:
-            await self.send(alert, channel)
+            gate = self._gates[p.channel] = asyncio.Semaphore(self.per_channel)
+        try:
+            async with gate:
+                if p.slot is not None and self.throttle is not None:
+                    wait = p.slot.at - self.throttle.clock()  # a per-second budget
+                    if wait > 0:
+                        await self.sleep(wait)
+                await self.send(p.alert, p.channel)
+        finally:
+            if self.throttle is not None:
+                self.throttle.done(p)

@@ -41,6 +41,7 @@ from matrixwatch.alerts.dispatch import (
     Dispatcher,
     FanOut,
     HeldIndex,
+    Throttle,
     deliver,
 )
 from matrixwatch.alerts.engine import END_OF_INPUT_GUARD, RuleEngine
@@ -635,7 +636,10 @@ def create_app(
             await send_dead_letter(f"delivery failed: {channel}: {e}",
                                    f"alerts:{channel}", a.dumps(), None)
 
-    notify = FanOut(deliver_one, settings.notify_concurrency)
+    # Each channel's send budget (its robot's rate limit, this worker's share); what
+    # does not fit waits for one summary per channel (alerts/throttle.py).
+    throttle = Throttle.from_channels(channels, settings.notify_budget_workers)
+    notify = FanOut(deliver_one, settings.notify_concurrency, throttle)
 
     def flush_held(states: dict[str, Any]) -> list[Any]:
         """Digests of the alerts held in quiet windows that ended by the dispatcher's
@@ -669,6 +673,17 @@ def create_app(
             held.note(states.items())
         if states:  # a timer: no offset commit may follow soon
             await dispatch_state.flush(app, only=states)
+
+    @app.timer(settings.sweep_interval)
+    async def rate_summaries() -> None:
+        """Rate-limit summaries once a channel's window has room again: a burst's last
+        overflow would otherwise wait for the channel's next alert. No lock: the throttle
+        takes the slot and clears the overflow in one synchronous step, and it touches no
+        table (the overflowed alerts are stored by the batches that decided them)."""
+        try:
+            await notify.flush()
+        except Exception:  # a timer that raises stops the worker; the alerts are stored
+            log.exception("sending rate-limit summaries failed")
 
     @app.timer(settings.alert_key_expiry_interval)
     async def expire_alert_keys() -> None:

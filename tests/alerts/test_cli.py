@@ -64,6 +64,8 @@ def test_validate_refuses_a_directory_without_rules(tmp_path: Path) -> None:
 def test_channels_lists_without_secrets() -> None:
     res = runner.invoke(app, ["channels"], env={"MW_DINGTALK_TOKEN": "tok-secret-1"})
     assert res.exit_code == 0 and "duty_dingtalk" in res.output
+    assert "budget 20/min" in res.output and "budget 100/min, 5/s" in res.output
+    assert "budget unlimited" in res.output
     assert "tok-secret-1" not in res.output
 
 

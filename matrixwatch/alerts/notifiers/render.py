@@ -5,6 +5,8 @@ that fired, sample posts with links, the rule); only the markup differs. A quiet
 digest (type :data:`QUIET_DIGEST`, built by the dispatcher) is alert-shaped too, so it
 takes the same path: its fields are the window, the total and the count per rule and
 severity, and its samples are the top held alerts, one line each (:func:`digest_line`).
+A rate-limit summary (type :data:`RATE_DIGEST`, built by alerts/throttle.py for the alerts
+a channel's send budget left out) has the same shape and takes the same path.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ _LABELS = {
 _HIDDEN = ("bucket_start", "bucket_seconds", "last_post", "asked_at", "reminder")
 SEVERITY_COLOR = {"blue": "blue", "yellow": "yellow", "orange": "orange", "red": "red"}
 QUIET_DIGEST = "quiet_digest"  # Alert.type of a quiet-hours digest
+RATE_DIGEST = "rate_digest"  # Alert.type of a rate-limit summary (alerts/throttle.py)
+DIGEST_TYPES = (QUIET_DIGEST, RATE_DIGEST)
+_DIGEST = {  # type → (title label, samples label, what "合计" says happened to them)
+    QUIET_DIGEST: (TYPE_ZH[QUIET_DIGEST], "暂缓的告警", "已入库，静默时段内未通知"),
+    RATE_DIGEST: ("限流", "级别最高的告警", "已入库，因限流未单独推送"),
+}
 COUNT_PREFIX = "count:"  # digest values: "count:<rule>|<type>|<severity>" -> held alerts
 
 
@@ -69,7 +77,7 @@ def _fmt(key: str, v: float, alert: Alert) -> str:
 
 
 def render(alert: Alert, registry: Registry | None = None) -> Rendered:
-    if alert.type == QUIET_DIGEST:
+    if alert.type in DIGEST_TYPES:
         return render_digest(alert)
     acc = registry.get(alert.platform, alert.account_id) if registry else None
     name = alert.account_name or (acc.name if acc else None)
@@ -123,12 +131,13 @@ def digest_counts(alert: Alert) -> list[tuple[str, str, str, int]]:
 def render_digest(alert: Alert) -> Rendered:
     vals = alert.values or {}
     total = int(vals.get("total", 0))
-    r = Rendered(title=f"【{TYPE_ZH[QUIET_DIGEST]}】{alert.title}", severity=alert.severity,
-                 message=alert.message, samples_label="暂缓的告警")
+    label, samples_label, fate = _DIGEST.get(alert.type, _DIGEST[QUIET_DIGEST])
+    r = Rendered(title=f"【{label}】{alert.title}", severity=alert.severity,
+                 message=alert.message, samples_label=samples_label)
     if "window_start" in vals and "window_end" in vals:
         r.fields.append(("时段", f"{local_str(vals['window_start'], seconds=False)} 至 "
                                  f"{local_str(vals['window_end'], seconds=False)}（北京时间）"))
-    r.fields.append(("合计", f"{total} 条（已入库，静默时段内未通知）"))
+    r.fields.append(("合计", f"{total} 条（{fate}）"))
     r.fields.append(("分布", "；".join(
         f"{rule}（{TYPE_ZH.get(typ, typ)}）{severity_zh(sev)} {n} 条"
         for rule, typ, sev, n in digest_counts(alert))))
@@ -144,6 +153,7 @@ def digest_summary(alert: Alert) -> dict[str, object]:
     """A digest as structured JSON (the webhook's ``digest`` object)."""
     vals = alert.values or {}
     return {
+        "kind": "rate_limit" if alert.type == RATE_DIGEST else "quiet_hours",
         "window_start": local_str(vals["window_start"]) if "window_start" in vals else None,
         "window_end": local_str(vals["window_end"]) if "window_end" in vals else None,
         "total": int(vals.get("total", 0)),

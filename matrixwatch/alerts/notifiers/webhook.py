@@ -3,8 +3,9 @@
 Headers: ``X-Matrixwatch-Signature: sha256=<hex HMAC-SHA256 of the raw body keyed with the
 secret>`` (when a secret is configured), ``X-Matrixwatch-Alert-Id`` (receivers dedupe on
 it: a retried delivery repeats it) and ``X-Matrixwatch-Event: alert`` (``digest`` for a
-quiet-hours digest, whose payload adds a ``digest`` object: window, total, counts per rule
-and severity, top held alerts). Any 2xx is success.
+quiet-hours digest or a rate-limit summary, whose payload adds a ``digest`` object: kind
+``quiet_hours`` or ``rate_limit``, window, total, counts per rule and severity, top
+alerts). Any 2xx is success.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from matrixwatch.alerts.channels import Channel
 from matrixwatch.alerts.notifiers.base import HttpClient, dumps, post
 from matrixwatch.alerts.notifiers.render import (
-    QUIET_DIGEST,
+    DIGEST_TYPES,
     digest_summary,
     markdown,
     plain,
@@ -46,7 +47,7 @@ def payload(alert: Alert, registry: Registry | None) -> dict[str, Any]:
         "text": plain(r),
         "link": r.link,
     }
-    if alert.type == QUIET_DIGEST:
+    if alert.type in DIGEST_TYPES:
         out["digest"] = digest_summary(alert)
     return out
 
@@ -54,7 +55,7 @@ def payload(alert: Alert, registry: Registry | None) -> dict[str, Any]:
 def build(alert: Alert, channel: Channel, registry: Registry | None
           ) -> tuple[str, bytes, dict[str, str]]:
     body = dumps(payload(alert, registry))
-    event = "digest" if alert.type == QUIET_DIGEST else "alert"
+    event = "digest" if alert.type in DIGEST_TYPES else "alert"
     headers = {"X-Matrixwatch-Alert-Id": alert.id, "X-Matrixwatch-Event": event,
                **dict(channel.headers)}
     if channel.secret is not None:
