@@ -20,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ipaddress
 import json
 import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,7 +91,30 @@ async def _run(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
 
 
 def _remote(request: web.Request) -> str:
-    return request.remote or "-"
+    """The client's address, for the limiter and the audit log: the peer, or behind a
+    trusted proxy the nearest X-Forwarded-For hop that is not itself a trusted proxy."""
+    peer = request.remote or "-"
+    trusted = request.app[CONSOLE].cs.trusted_proxies
+    if not trusted or not _is_in(peer, trusted):
+        return peer
+    hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", [])
+            for h in v.split(",") if h.strip()]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:  # garbage from the client side of the proxy: stop there
+            return peer
+        if not _is_in(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _is_in(address: str, networks: Sequence[Any]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip.version == n.version and ip in n for n in networks)
 
 
 class AuthLimiter:

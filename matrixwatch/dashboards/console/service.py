@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, IPvAnyNetwork
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from matrixwatch.alerts.text import split_sample
@@ -46,6 +46,14 @@ class ConsoleSettings(BaseSettings):
     session_ttl: float = Field(12 * 3600.0, description="Seconds a login lasts (one shift).")
     secure_cookie: bool = Field(False, description="Mark the session cookie Secure (TLS).")
     shifts: str = Field("08:00,20:00", description="Shift changes, Asia/Shanghai, HH:MM list.")
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Reverse proxies in front of the console (addresses or CIDR networks, "
+        'JSON: ["10.0.0.2"]). A request from one of them is counted against the client '
+        "its X-Forwarded-For names (the nearest hop that is not a trusted proxy): behind a "
+        "proxy every client shares its address, and one token guesser would lock everyone "
+        "out of login for a minute. Empty (default): X-Forwarded-For is ignored, since any "
+        "client can write it.")
 
 
 MAX_OPEN_SHOWN = 200

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import logging
 import sqlite3
@@ -161,6 +162,34 @@ async def test_wrong_bearer_tokens_share_the_login_limit(client: TestClient) -> 
     limiter = client.server.app[LIMITER]  # type: ignore[union-attr]
     limiter.clock = lambda: time.monotonic() + 61
     assert (await client.get("/api/me", headers=DUTY_H)).status == 200
+
+
+async def _guesses(client: TestClient, forwarded_for: str, n: int) -> list[int]:
+    return [(await client.get("/api/me", headers={"Authorization": f"Bearer bad{i}",
+                                                   "X-Forwarded-For": forwarded_for})).status
+            for i in range(n)]
+
+
+async def test_x_forwarded_for_is_ignored_unless_the_proxy_is_trusted(
+        client: TestClient) -> None:
+    assert await _guesses(client, "203.0.113.5", 11) == [401] * 10 + [429]
+    # Any client can write the header: it must not buy a fresh allowance.
+    assert await _guesses(client, "203.0.113.6", 1) == [429]
+
+
+async def test_behind_a_trusted_proxy_each_client_has_its_own_limit(
+        console: Console) -> None:
+    """Behind a reverse proxy every client shared the proxy's address: one guesser
+    locked everyone out of login for a minute."""
+    console.cs = console.cs.model_copy(update={"trusted_proxies": [
+        ipaddress.ip_network("127.0.0.1"), ipaddress.ip_network("10.0.0.0/8")]})
+    async with TestClient(TestServer(create_app(console))) as client:
+        # The client wrote a fake first hop; 10.1.2.3 is a second trusted proxy.
+        assert await _guesses(client, "1.1.1.1, 203.0.113.5, 10.1.2.3", 11) == \
+            [401] * 10 + [429]
+        assert await _guesses(client, "203.0.113.6", 1) == [401]  # another client
+        ok = await client.get("/api/me", headers={**DUTY_H, "X-Forwarded-For": "203.0.113.7"})
+        assert ok.status == 200
 
 
 async def test_concurrent_guesses_cannot_outrun_the_limit(client: TestClient) -> None:
