@@ -380,13 +380,14 @@ def bid_to_mid(bid: str) -> str:
 
 
 def _as_id(v: object, name: str) -> str:
-    """Ids travel as strings: open API int64 ids lose precision in JavaScript."""
+    """Ids travel as strings: open API int64 ids lose precision in JavaScript. Zero is
+    no id (Weibo ids start at 1): accepted, every such object would be one event."""
     if type(v) is int:  # not bool
-        if v < 0:
+        if v <= 0:
             raise InvalidInput(f"bad id: {name}")
         return str(v)
     if type(v) is str:
-        if 0 < len(v) <= 32 and _is_digits(v):
+        if 0 < len(v) <= 32 and _is_digits(v) and v.strip("0"):
             return v
         raise InvalidInput(f"bad id: {name}")
     raise InvalidInput(f"wrong type: {name}")

@@ -312,6 +312,8 @@ _DELETE = object()
         (_set("idstr", "50000abc"), "bad id: idstr"),
         (_set("idstr", "-5"), "bad id: idstr"),
         (_set("idstr", -5), "bad id: idstr"),
+        (_set("idstr", 0), "bad id: idstr"),
+        (_set("idstr", "000"), "bad id: idstr"),
         (_set("created_at", _DELETE), "missing field: created_at"),
         (_set("created_at", ""), "missing field: created_at"),
         (_set("created_at", 1700000000), "wrong type: created_at"),
