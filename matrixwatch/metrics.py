@@ -25,8 +25,10 @@ ALERT_KEYS_EXPIRED = Counter(
 NOTIFICATIONS_OVERFLOWED = Counter(
     "matrixwatch_alert_notifications_overflowed_total",
     "Notifications not sent on their own because the channel's send budget "
-    "(max_per_minute) was used up; each is counted in the channel's next rate-limit "
-    "summary (alerts/throttle.py). The alert itself is stored either way", ["channel"]
+    "(max_per_minute) was used up or the platform answered 'sending too fast' (the "
+    "channel then waits out its cooldown); each is counted in the channel's next "
+    "rate-limit summary (alerts/throttle.py). The alert itself is stored either way",
+    ["channel"]
 )
 OPEN_TASKS = Gauge("matrixwatch_linkage_open_tasks", "Open linkage tasks on this worker")
 CONSUMER_LAG = Gauge(

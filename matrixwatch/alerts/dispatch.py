@@ -28,7 +28,10 @@ decisions survive restarts. Everything is decided on the alert's event time:
 * **send budget** — :class:`FanOut` with a :class:`~matrixwatch.alerts.throttle.Throttle`
   keeps each channel within its robot's rate limit; what does not fit is summarised
   (alerts/throttle.py). That decides about messages only: every alert decided for the
-  store is stored.
+  store is stored. A platform's own "sending too fast" answer (another system posting to
+  the robot, a restart, several workers) is not retried: :func:`deliver` raises
+  :class:`RateLimited`, and the fan-out sends nothing to that channel until the platform's
+  cooldown has passed, then summarises what waited.
 """
 
 from __future__ import annotations
@@ -44,7 +47,13 @@ from datetime import datetime, timedelta
 from matrixwatch.alerts import metrics
 from matrixwatch.alerts.channels import Channel, ChannelConfig, ChannelError
 from matrixwatch.alerts.notifiers import SENDERS
-from matrixwatch.alerts.notifiers.base import DeliveryFailed, NotifyError, shared_client
+from matrixwatch.alerts.notifiers.base import (
+    DeliveryFailed,
+    NotifyError,
+    RateLimited,
+    RateLimitError,
+    shared_client,
+)
 from matrixwatch.alerts.notifiers.render import COUNT_PREFIX, QUIET_DIGEST, digest_line
 from matrixwatch.alerts.rules import SEVERITIES, QuietHours, Rule, severity_rank
 from matrixwatch.alerts.text import SHANGHAI, alert_id, local_str, to_local
@@ -54,7 +63,7 @@ from matrixwatch.retry import retry_async
 from matrixwatch.streams.records import Alert, epoch
 
 __all__ = ["Decision", "DeliveryFailed", "Digest", "Dispatcher", "FanOut", "HeldIndex",
-           "Throttle", "deliver"]
+           "RateLimited", "Throttle", "deliver"]
 
 log = logging.getLogger(__name__)
 MAX_IDS = 32
@@ -328,7 +337,9 @@ async def deliver(alert: Alert, channel: str, channels: ChannelConfig,
     """Send one alert to one channel, retrying with exponential backoff.
 
     Raises :class:`DeliveryFailed` after the last attempt (or at once for a permanent
-    error such as a bad signature or a 4xx), with a message free of secrets.
+    error such as a bad signature or a 4xx), with a message free of secrets; and
+    :class:`RateLimited` at once when the platform answers that the robot sends too fast
+    (retrying would only prolong its throttling; :class:`FanOut` waits it out).
     ``clock`` is the wall clock the platforms' signatures need (DingTalk and Feishu
     reject timestamps more than an hour off).
     """
@@ -362,6 +373,9 @@ async def deliver(alert: Alert, channel: str, channels: ChannelConfig,
         await retry_async(send_once, initial=ch.retry.initial, max_wait=ch.retry.max_wait,
                           on_retry=retrying, attempts=ch.retry.attempts,
                           retryable=_retryable)
+    except RateLimitError as e:  # not a failure: the alert goes into a summary later
+        raise RateLimited(channel, ch.type, ch.public_target(), e.reason, e.cooldown,
+                          attempts, _scrub(e.detail, ch)) from None
     except NotifyError as e:
         metrics.NOTIFY_FAILED.labels(channel=channel, type=ch.type, reason=e.reason).inc()
         raise DeliveryFailed(channel, ch.type, ch.public_target(), e.reason, attempts,
@@ -387,6 +401,11 @@ class FanOut:
     With a ``throttle``, the channels' send budgets apply as well (alerts/throttle.py):
     a batch is planned highest severity first per channel, what has no room waits in
     the channel's overflow, and summaries go out with a batch or from :meth:`flush`.
+    A delivery the platform refuses as too fast (:class:`RateLimited` from ``send``)
+    throttles its channel for the platform's cooldown and waits in its overflow; so does
+    every delivery to that channel until then, without a request, including those
+    already planned and waiting for the channel's gate or its per-second pace. Without a
+    throttle, RateLimited propagates like any other error of ``send``.
     """
 
     def __init__(self, send: Callable[[Alert, str], Awaitable[None]], per_channel: int = 8,
@@ -422,13 +441,23 @@ class FanOut:
         gate = self._gates.get(p.channel)
         if gate is None:
             gate = self._gates[p.channel] = asyncio.Semaphore(self.per_channel)
+        th = self.throttle
+        attempted = False
         try:
             async with gate:
-                if p.slot is not None and self.throttle is not None:
-                    wait = p.slot.at - self.throttle.clock()  # a per-second budget
+                if p.slot is not None and th is not None:
+                    wait = p.slot.at - th.clock()  # a per-second budget
                     if wait > 0:
                         await self.sleep(wait)
+                if th is not None and th.throttled(p.channel):  # since it was planned
+                    th.hold(p)
+                    return
+                attempted = True
                 await self.send(p.alert, p.channel)
+        except RateLimited as e:
+            if th is None:
+                raise
+            th.rate_limited(p, e.cooldown, e.reason)
         finally:
-            if self.throttle is not None:
-                self.throttle.done(p)
+            if th is not None:
+                th.done(p, attempted=attempted)

@@ -29,6 +29,15 @@ arrived very late. So each channel gets a budget, and what does not fit is summa
   deliveries are planned (the summary of a burst goes out with the burst) and by the
   worker's timer every ``MW_SWEEP_INTERVAL`` (``FanOut.flush``), so it goes out at most
   that long after the window frees again.
+* **Platform throttling** — the budget cannot see another system posting to the same
+  robot, a restarted worker's forgotten window or a wrong worker count, so the platform
+  may still answer "sending too fast" (DingTalk 130101, WeCom 45009, Feishu 11232; the
+  notifiers cite them). Retrying within seconds only prolongs it (a DingTalk robot stays
+  throttled for 10 minutes), so that answer is not retried: :meth:`Throttle.rate_limited`
+  marks the channel throttled for the platform's cooldown and puts the delivery in its
+  overflow (counted like any other). Until the cooldown has passed every delivery to the
+  channel goes there without a request, and no summary is sent; then one summary covers
+  it all. A summary refused that way puts its alerts back (counted once).
 * Channels without a budget (webhook and email unless configured) pass untouched.
 
 Per worker: every worker process notifies (each owns some partitions of mw-alerts) and
@@ -139,14 +148,20 @@ class Window:
         for s in slot.sends:
             s.end = max(now, s.start)
 
+    def release(self, slot: Slot) -> None:
+        """The delivery was never attempted: nothing reached the platform to count."""
+        self._sends = [s for s in self._sends if s not in slot.sends]
+
 
 @dataclass(frozen=True)
 class Planned:
-    """A delivery to make: ``slot`` None on a channel without a budget."""
+    """A delivery to make: ``slot`` None on a channel without a budget. A summary also
+    carries the overflowed alerts it ``covers`` (they go back if it cannot be sent)."""
 
     alert: Alert
     channel: str
     slot: Slot | None = None
+    covers: tuple[Alert, ...] = ()
 
 
 @dataclass
@@ -163,6 +178,9 @@ class Throttle:
 
     def __post_init__(self) -> None:
         self._windows = {ch: Window(b) for ch, b in self.budgets.items()}
+        self._until: dict[str, float] = {}  # channel → end of the platform's throttling
+        for ch in self.budgets:  # exported at 0, so the first overflow is an increase
+            metrics.child(metrics.NOTIFICATIONS_OVERFLOWED, channel=ch)
 
     @classmethod
     def from_channels(cls, channels: ChannelConfig, workers: int = 1,
@@ -195,7 +213,9 @@ class Throttle:
         out: list[Planned] = []
         limited: dict[str, list[Alert]] = {}
         for a, ch in deliveries:
-            if ch in self._windows:
+            if self.throttled(ch, now):
+                self._overflowed(ch, a)
+            elif ch in self._windows:
                 limited.setdefault(ch, []).append(a)
             else:
                 out.append(Planned(a, ch))
@@ -204,34 +224,75 @@ class Throttle:
             for a in sorted(alerts, key=lambda a: -_rank(a.severity)):  # stable
                 slot = window.take(now)
                 if slot is None:
+                    if not self.overflow.get(ch):
+                        log.warning("channel %s: send budget (%d a minute) used up; further "
+                                    "alerts go into a summary", ch,
+                                    self.budgets[ch].per_minute)
                     self._overflowed(ch, a)
                 else:
                     out.append(Planned(a, ch, slot))
         return out + self.summaries(now)
 
     def summaries(self, now: float | None = None) -> list[Planned]:
-        """One summary per channel with overflow and room for it; that overflow is done."""
+        """One summary per channel with overflow, not throttled by its platform, and room
+        for it; that overflow is done."""
         now = self.clock() if now is None else now
         out: list[Planned] = []
         for ch in sorted(self.overflow):
-            slot = self._windows[ch].take(now, summary=True)
-            if slot is not None:
-                pending = self.overflow.pop(ch)
-                out.append(Planned(rate_digest(ch, list(pending.values())), ch, slot))
+            if self.throttled(ch, now):
+                continue
+            window = self._windows.get(ch)  # None: throttled once, without a budget
+            slot = None if window is None else window.take(now, summary=True)
+            if window is None or slot is not None:
+                pending = tuple(self.overflow.pop(ch).values())
+                out.append(Planned(rate_digest(ch, pending), ch, slot, pending))
         return out
 
-    def done(self, p: Planned) -> None:
+    def done(self, p: Planned, *, attempted: bool = True) -> None:
+        """``p``'s delivery ended; one never ``attempted`` (held) gives its room back."""
         if p.slot is not None:
-            self._windows[p.channel].done(p.slot, self.clock())
+            if attempted:
+                self._windows[p.channel].done(p.slot, self.clock())
+            else:
+                self._windows[p.channel].release(p.slot)
 
-    def _overflowed(self, channel: str, alert: Alert) -> None:
+    def throttled(self, channel: str, now: float | None = None) -> bool:
+        """Whether the platform's cooldown for ``channel`` is still running."""
+        until = self._until.get(channel)
+        if until is None:
+            return False
+        if (self.clock() if now is None else now) < until:
+            return True
+        del self._until[channel]
+        return False
+
+    def rate_limited(self, p: Planned, cooldown: float, reason: str = "") -> None:
+        """The platform refused ``p`` as too fast: nothing goes to the channel for
+        ``cooldown`` seconds (from now, the platform's count of them), and ``p`` waits in
+        its overflow for the summary after that."""
+        now = self.clock()
+        if not self.throttled(p.channel, now):
+            log.warning("channel %s: the platform says the robot sends too fast (%s); "
+                        "nothing is sent to it for %g s, its alerts go into a summary",
+                        p.channel, reason or "rate limited", cooldown)
+        self._until[p.channel] = max(self._until.get(p.channel, now), now + cooldown)
+        self.hold(p)
+
+    def hold(self, p: Planned) -> None:
+        """``p`` into its channel's overflow instead of being sent: a summary's alerts go
+        back (already counted), any other delivery is counted as overflowed."""
+        if p.covers:
+            for a in p.covers:
+                self._overflowed(p.channel, a, count=False)
+        else:
+            self._overflowed(p.channel, p.alert)
+
+    def _overflowed(self, channel: str, alert: Alert, *, count: bool = True) -> None:
         pending = self.overflow.setdefault(channel, {})
-        if not pending:
-            log.warning("channel %s: send budget (%d a minute) used up; further alerts go "
-                        "into a summary", channel, self.budgets[channel].per_minute)
         if alert.id not in pending:
             pending[alert.id] = alert
-            metrics.child(metrics.NOTIFICATIONS_OVERFLOWED, channel=channel).inc()
+            if count:
+                metrics.child(metrics.NOTIFICATIONS_OVERFLOWED, channel=channel).inc()
 
 
 def rate_digest(channel: str, alerts: Sequence[Alert]) -> Alert:

@@ -87,7 +87,7 @@ def run_report(settings: Settings, period: str, now: datetime | None = None) -> 
 async def _store_and_deliver(store: object, rep: LinkageReport, alert: Alert,
                              registry: Registry) -> list[str]:
     from matrixwatch.alerts.channels import ChannelConfig
-    from matrixwatch.alerts.dispatch import DeliveryFailed, deliver
+    from matrixwatch.alerts.dispatch import DeliveryFailed, RateLimited, deliver
     from matrixwatch.streams.sinks.base import Store
 
     assert isinstance(store, Store)
@@ -103,7 +103,7 @@ async def _store_and_deliver(store: object, rep: LinkageReport, alert: Alert,
         try:
             await deliver(alert, name, channels, registry)
             sent.append(name)
-        except DeliveryFailed as e:
+        except (DeliveryFailed, RateLimited) as e:  # the report is stored either way
             log.warning("report delivery to %s failed: %s", name, e)
     return sent
 

@@ -13,11 +13,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from matrixwatch.alerts.channels import ChannelConfig, ChannelError
-from matrixwatch.alerts.dispatch import FanOut
+from matrixwatch.alerts.dispatch import FanOut, RateLimited
 from matrixwatch.alerts.notifiers import dingtalk, feishu, smtp, webhook, wecom
 from matrixwatch.alerts.notifiers.render import RATE_DIGEST, digest_counts, render
 from matrixwatch.alerts.text import alert_id
-from matrixwatch.alerts.throttle import Budget, Throttle, Window, rate_digest
+from matrixwatch.alerts.throttle import Budget, Planned, Throttle, Window, rate_digest
 from matrixwatch.streams.records import Alert
 from tests.alerts.helpers import REG
 from tests.alerts.notifiers.conftest import CST, NOW, sample_alert
@@ -242,6 +242,138 @@ def test_a_per_second_budget_delays_sends_in_the_fan_out() -> None:
         return [t - 1000.0 for _, _, t in sent.sent]
 
     assert asyncio.run(scenario()) == [0.0] * 5 + [1.0] * 5 + [2.0]
+
+
+# --- the platform's own rate limit --------------------------------------------------------
+
+
+class TooFast(Recorder):
+    """A fake sender whose platform refuses the first ``refuse`` deliveries as too fast."""
+
+    def __init__(self, clock: Clock, refuse: int = 1, cooldown: float = 600.0) -> None:
+        super().__init__(clock)
+        self.refuse = refuse
+        self.cooldown = cooldown
+        self.calls = 0
+
+    async def __call__(self, a: Alert, channel: str) -> None:
+        self.calls += 1
+        if self.calls <= self.refuse:
+            raise RateLimited(channel, "dingtalk", "http://127.0.0.1", "errcode_130101",
+                              self.cooldown, 1)
+        await super().__call__(a, channel)
+
+
+def test_a_platform_rate_limit_holds_the_channel_for_its_cooldown() -> None:
+    clock = Clock()
+    th = Throttle({"bot": Budget(20), "other": Budget(20)}, clock)
+    before = overflowed("bot")
+    [p] = th.plan([(alert(0), "bot")])
+    th.rate_limited(p, 600.0, "errcode_130101")
+    th.done(p)
+    assert th.throttled("bot") and not th.throttled("other")
+    clock.t += 300
+    plan = th.plan([(alert(1, "red"), "bot"), (alert(2), "other")])
+    assert [(q.alert.id, q.channel) for q in plan] == [("a002", "other")]  # nothing to bot
+    assert list(th.overflow["bot"]) == ["a000", "a001"]
+    assert overflowed("bot") - before == 2
+    clock.t = 1599.9
+    assert th.summaries() == [] and th.throttled("bot")
+    clock.t = 1600.0
+    [summary] = th.summaries()
+    assert not th.throttled("bot") and th.overflow == {}
+    assert summary.alert == rate_digest("bot", [alert(0), alert(1, "red")])
+    assert summary.slot is not None and [a.id for a in summary.covers] == ["a000", "a001"]
+
+
+def test_a_rate_limited_delivery_ends_the_others_waiting_for_the_channel() -> None:
+    """per_channel=1: the rest of the batch waits on the gate; once the platform said
+    "too fast" they are held without a request, and so is what comes next."""
+    async def scenario() -> tuple[TooFast, Throttle]:
+        clock = Clock()
+        sent = TooFast(clock)
+        th = Throttle({"bot": Budget(20), "hook": Budget(20)}, clock)
+        fan = FanOut(sent, per_channel=1, throttle=th)
+        await fan([(alert(i), "bot") for i in range(3)] + [(alert(9), "hook")])
+        await fan([(alert(3), "bot")])
+        assert await fan.flush() == 0
+        return sent, th
+
+    sent, th = asyncio.run(scenario())
+    assert sent.calls == 2  # one refused request to bot, the hook delivery
+    assert sent.ids("hook") == ["a009"] and sent.ids("bot") == []
+    assert sorted(th.overflow["bot"]) == ["a000", "a001", "a002", "a003"]
+    assert th._windows["bot"].used(th.clock()) == 1  # the refused message still counts
+
+
+def test_a_summary_refused_as_too_fast_puts_its_alerts_back_counted_once() -> None:
+    class RefusesTheFirstSummary(TooFast):
+        async def __call__(self, a: Alert, channel: str) -> None:
+            if a.type == RATE_DIGEST and self.refuse:
+                self.refuse = 0
+                raise RateLimited(channel, "dingtalk", "-", "errcode_130101", self.cooldown, 1)
+            await Recorder.__call__(self, a, channel)
+
+    async def scenario() -> tuple[Recorder, float]:
+        clock = Clock()
+        sent = RefusesTheFirstSummary(clock, cooldown=60.0)
+        fan = FanOut(sent, throttle=Throttle({"bot": Budget(3)}, clock))
+        before = overflowed("bot")
+        await fan([(alert(i), "bot") for i in range(4)])  # 2 sent; the summary refused
+        assert sent.ids() == ["a000", "a001"] and sent.summaries() == []
+        clock.t += 30
+        await fan([(alert(4), "bot")])  # held: the channel is cooling down
+        clock.t += 30
+        assert await fan.flush() == 1
+        return sent, overflowed("bot") - before
+
+    sent, counted = asyncio.run(scenario())
+    [summary] = sent.summaries()
+    assert summary == rate_digest("bot", [alert(2), alert(3), alert(4)])
+    assert counted == 3  # each overflowed alert counted once
+
+
+def test_a_refused_summary_goes_back_into_the_overflow() -> None:
+    clock = Clock()
+    th = Throttle({"bot": Budget(2)}, clock)
+    before = overflowed("bot")
+    plan = th.plan([(alert(i), "bot") for i in range(3)])
+    summary = plan[-1]
+    assert summary.alert.type == RATE_DIGEST and len(summary.covers) == 2
+    th.rate_limited(summary, 60.0)
+    th.done(summary)
+    assert list(th.overflow["bot"]) == ["a001", "a002"]
+    assert overflowed("bot") - before == 2  # not counted again
+    clock.t += 120
+    [again] = th.summaries()
+    assert again.alert.id == summary.alert.id  # the same alerts, the same summary id
+
+
+def test_a_channel_without_a_budget_can_be_throttled_too() -> None:
+    clock = Clock()
+    th = Throttle({}, clock)
+    th.rate_limited(Planned(alert(0), "hook"), 60.0)
+    assert th.plan([(alert(1), "hook")]) == []
+    clock.t += 60
+    [summary] = th.summaries()
+    assert summary.slot is None and summary.alert.values is not None
+    assert summary.alert.values["total"] == 2
+
+
+def test_without_a_throttle_rate_limited_is_the_senders_error() -> None:
+    async def scenario() -> None:
+        await FanOut(TooFast(Clock()))([(alert(0), "bot")])
+
+    with pytest.raises(RateLimited, match="rate-limited by the platform for 600 s"):
+        asyncio.run(scenario())
+
+
+def test_every_budgeted_channel_exports_its_overflow_counter_from_the_start() -> None:
+    """A labelled counter appears on its first increment, and Prometheus' increase()
+    cannot see that first step; exported at 0, the first overflow is an increase."""
+    Throttle({"fresh_channel_x": Budget(20)}, Clock())
+    assert REGISTRY.get_sample_value("matrixwatch_alert_notifications_overflowed_total",
+                                     {"channel": "fresh_channel_x"}) == 0.0
 
 
 # --- channel configuration --------------------------------------------------------------

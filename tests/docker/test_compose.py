@@ -261,7 +261,7 @@ def test_alert_rules_cover_the_four_areas_and_use_real_metrics() -> None:
     rules = [r for g in doc["groups"] for r in g["rules"]]
     names = {r["alert"] for r in rules}
     assert {"MatrixwatchConsumerLagHigh", "MatrixwatchDeadLettersHigh", "MatrixwatchSinkErrors",
-            "MatrixwatchCollectorFailures"} <= names
+            "MatrixwatchCollectorFailures", "MatrixwatchNotificationsOverflowed"} <= names
     known = registered_metric_names()
     for r in rules:
         assert r["labels"]["severity"] in ("warning", "critical")

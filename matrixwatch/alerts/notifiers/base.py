@@ -21,6 +21,7 @@ import logging
 import re
 import ssl
 import weakref
+from collections.abc import Mapping
 from typing import Any
 from urllib.request import getproxies, proxy_bypass_environment
 
@@ -38,13 +39,48 @@ KEEPALIVE_SECONDS = 5.0  # idle connections closed after this, as httpx did (kee
 
 class NotifyError(Exception):
     """One failed attempt. ``reason`` is a short label for metrics; ``retryable`` says
-    whether another attempt may succeed (network, 5xx, 429, platform rate limits)."""
+    whether another attempt may succeed (network, 5xx, 429, "busy"). A robot's "sending
+    too fast" answer is a :class:`RateLimitError` instead."""
 
     def __init__(self, reason: str, retryable: bool, detail: str = "") -> None:
         self.reason = reason
         self.retryable = retryable
         self.detail = redact_urls(detail)[:300]
         super().__init__(f"{reason}{': ' + self.detail if self.detail else ''}")
+
+
+class RateLimitError(NotifyError):
+    """The platform answered that the robot sends too fast. Never retried: the platform
+    goes on refusing for ``cooldown`` seconds (a DingTalk robot is throttled for 10
+    minutes), and each retry in between is one more refused request. The caller waits
+    the cooldown out and summarises instead (alerts/throttle.py)."""
+
+    def __init__(self, reason: str, cooldown: float, detail: str = "") -> None:
+        super().__init__(reason, False, detail)
+        self.cooldown = cooldown
+
+
+class RateLimited(Exception):
+    """A delivery the platform refused as too fast (:class:`RateLimitError`), raised by
+    :func:`~matrixwatch.alerts.dispatch.deliver` after that one attempt.
+
+    Deliberately not a :class:`DeliveryFailed`: nothing failed for good, the alert goes
+    into the channel's rate-limit summary once ``cooldown`` seconds have passed
+    (:class:`~matrixwatch.alerts.dispatch.FanOut` with a throttle), so a sender that
+    records DeliveryFailed (dead letter) lets this one through to the fan-out."""
+
+    def __init__(self, channel: str, ctype: str, target: str, reason: str, cooldown: float,
+                 attempts: int, detail: str = "") -> None:
+        self.channel = channel
+        self.type = ctype
+        self.reason = reason
+        self.cooldown = cooldown
+        self.attempts = attempts
+        self.detail = detail
+        super().__init__(
+            f"channel {channel} ({ctype} → {target}) is rate-limited by the platform for "
+            f"{cooldown:g} s: {reason}{': ' + detail if detail else ''}"
+        )
 
 
 class DeliveryFailed(Exception):
@@ -280,8 +316,11 @@ async def post(client: HttpClient, url: str, body: bytes,
         return None
 
 
-def check_code(data: Any, field: str, retryable_codes: frozenset[int], msg_field: str) -> None:
-    """Robot APIs answer HTTP 200 with an error code in the body: 0 is success."""
+def check_code(data: Any, field: str, retryable_codes: frozenset[int], msg_field: str,
+               rate_limits: Mapping[int, float] | None = None) -> None:
+    """Robot APIs answer HTTP 200 with an error code in the body: 0 is success.
+    ``rate_limits`` maps the platform's "sending too fast" codes to their cooldown in
+    seconds: those raise :class:`RateLimitError` (not retried)."""
     if not isinstance(data, dict) or field not in data:
         return
     try:
@@ -289,5 +328,7 @@ def check_code(data: Any, field: str, retryable_codes: frozenset[int], msg_field
     except (TypeError, ValueError):
         raise NotifyError("bad_response", False, str(data)[:200]) from None
     if code != 0:
-        raise NotifyError(f"errcode_{code}", code in retryable_codes,
-                          str(data.get(msg_field, ""))[:200])
+        reason, detail = f"errcode_{code}", str(data.get(msg_field, ""))[:200]
+        if rate_limits is not None and code in rate_limits:
+            raise RateLimitError(reason, rate_limits[code], detail)
+        raise NotifyError(reason, code in retryable_codes, detail)

@@ -2,12 +2,16 @@
 
 Markdown messages @ people with ``<@userid>`` inside the content; ``mentioned_mobile_list``
 works only on text messages, so @-by-mobile is a short follow-up text message. The robot
-answers ``{"errcode": 0}``; 45009 (frequency limit) and -1 (busy) are retried. No signing
-exists for WeCom robots: the ``key`` in the URL is the secret.
+answers ``{"errcode": 0}``; -1 (busy) is retried. 45009 (frequency limit) is not: the
+robot keeps refusing for a minute, so the delivery waits in the channel's rate-limit
+summary instead (:class:`~matrixwatch.alerts.notifiers.base.RateLimitError`), the @-mobile
+follow-up included (the summary @s again). No signing exists for WeCom robots: the
+``key`` in the URL is the secret.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from matrixwatch.alerts.channels import Channel
@@ -16,7 +20,13 @@ from matrixwatch.alerts.notifiers.render import markdown, render
 from matrixwatch.registry import Registry
 from matrixwatch.streams.records import Alert
 
-RETRYABLE = frozenset({-1, 45009})
+RETRYABLE = frozenset({-1})
+# 群机器人配置说明, 消息发送频率限制 (https://developer.work.weixin.qq.com/document/path/91770):
+# "每个机器人发送的消息不能超过20条/分钟"; over it the answer is the global error code
+# 45009 "api freq out of limit" (接口调用超过限制). 访问频率限制
+# (https://developer.work.weixin.qq.com/document/path/90454): "按分钟拦截则被屏蔽60秒".
+RATE_LIMIT_COOLDOWN = 60.0
+RATE_LIMITS: Mapping[int, float] = {45009: RATE_LIMIT_COOLDOWN}
 MAX_BYTES = 4096  # documented limit of markdown.content
 _COLOR = {"blue": "comment", "yellow": "warning", "orange": "warning", "red": "warning"}
 
@@ -48,4 +58,4 @@ async def send(alert: Alert, channel: Channel, registry: Registry | None,
     url = channel.endpoint()
     for payload in build(alert, channel, registry):
         data = await post(client, url, dumps(payload))
-        check_code(data, "errcode", RETRYABLE, "errmsg")
+        check_code(data, "errcode", RETRYABLE, "errmsg", RATE_LIMITS)

@@ -103,9 +103,10 @@ async def test_bad_signature_fails_fast_and_leaks_nothing(http_stub: HTTPStub) -
                   reason="errcode_310000") == before + 1
 
 
-async def test_retries_server_errors_and_rate_limits_with_fresh_signatures(
+async def test_retries_server_errors_and_busy_answers_with_fresh_signatures(
         http_stub: HTTPStub) -> None:
-    answers = iter([(500, {"error": "busy"}), (200, {"errcode": 130101, "errmsg": "too fast"})])
+    """130101 (too fast) is not retried at all: test_rate_limit.py."""
+    answers = iter([(500, {"error": "busy"}), (200, {"errcode": -1, "errmsg": "system busy"})])
     http_stub.handler = lambda r: next(answers, None) or dingtalk(r, NOW)
     retries = metric("matrixwatch_alert_notify_retries_total", channel="dd", type="dingtalk",
                      reason="http_500")

@@ -9,7 +9,7 @@ import hmac
 import pytest
 
 from matrixwatch.alerts.channels import ChannelConfig
-from matrixwatch.alerts.dispatch import DeliveryFailed, deliver
+from matrixwatch.alerts.dispatch import DeliveryFailed, RateLimited, deliver
 from tests.alerts.notifiers.conftest import NOW, HTTPStub, Request, sample_alert
 from tests.alerts.notifiers.helpers import FAST_RETRY
 
@@ -81,8 +81,10 @@ async def test_bad_signature_is_permanent_and_secret_free(http_stub: HTTPStub) -
     assert HOOK not in str(e.value) and "wrong-secret" not in str(e.value)
 
 
-async def test_rate_limit_is_retried(http_stub: HTTPStub) -> None:
+async def test_rate_limit_is_not_retried(http_stub: HTTPStub) -> None:
+    """The fan-out waits the cooldown out and summarises instead (test_rate_limit.py)."""
     answers = iter([(200, {"code": 11232, "msg": "frequency limited"})])
     http_stub.handler = lambda r: next(answers, None) or feishu(r)
-    await deliver(sample_alert(), "fs", config(http_stub.url), clock=lambda: NOW)
-    assert len(http_stub.requests) == 2
+    with pytest.raises(RateLimited, match="errcode_11232"):
+        await deliver(sample_alert(), "fs", config(http_stub.url), clock=lambda: NOW)
+    assert len(http_stub.requests) == 1
