@@ -278,11 +278,17 @@ class Registry:
         return self.accounts.get((platform, account_id))
 
     def active_at(self, acc: Account, ts: float | None = None) -> bool:
-        """Active when ``ts`` happened: closed accounts count until their closed_at."""
-        if acc.active:
-            return True
+        """Active when ``ts`` happened: an account with a closed_at counts until then and
+        not from then on, whatever its ``active`` says.
+
+        closed_at is the more specific fact: a row left at ``active: true`` after its
+        account was closed must not stay in every later expected set (and pull rates
+        down). Without a time, or without a closed_at, ``active`` decides.
+        """
         closed = self.closed_at.get(acc.key_tuple)
-        return closed is not None and ts is not None and ts < closed
+        if closed is None or ts is None:
+            return acc.active
+        return ts < closed
 
     def subordinates(
         self, platform: str, account_id: str, *, at: float | None = None, depth: int = 1

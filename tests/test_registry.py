@@ -211,3 +211,31 @@ def test_parent_cycle_names_the_first_account_that_reaches_it() -> None:
             {"id": "c", "platform": "weibo", "name": "丙", "parent": "b"}]
     with pytest.raises(RegistryError, match=re.escape("matrix.yaml: account a: parent cycle")):
         Registry.from_dict({"accounts": rows})
+
+
+@pytest.mark.parametrize("active", [True, False])
+def test_closed_at_decides_from_then_on_whatever_active_says(active: bool) -> None:
+    """戊市 in the audit: ``active: true`` with a past closed_at stayed in every expected
+    set. Either way closed_at decides at a known time: expected before it, not at or after
+    it. Without a time (a "now" listing) the flag decides, as before."""
+    data = yaml.safe_load(REGISTRY_YAML)
+    data["accounts"][3].update(active=active, closed_at="2026-11-01T00:00:00+08:00")
+    reg = Registry.from_dict(data)
+    acc = reg.get("weibo", "9100000013")
+    assert acc is not None and acc.active is active
+    closed = reg.closed_at[acc.key_tuple]
+    assert reg.active_at(acc, closed - 1)
+    assert not reg.active_at(acc, closed)
+    assert not reg.active_at(acc, closed + 86400)
+    assert reg.active_at(acc, None) is active
+    subs = ["9100000011", "9100000012"]
+    assert reg.subordinates("weibo", "9100000001", at=closed - 1) == [*subs, "9100000013"]
+    assert reg.subordinates("weibo", "9100000001", at=closed) == subs
+
+
+def test_active_flag_alone_is_unchanged_without_closed_at() -> None:
+    reg = Registry.from_dict(yaml.safe_load(REGISTRY_YAML))
+    on, off = reg.get("weibo", "9100000011"), reg.get("weibo", "9100000014")
+    assert on is not None and off is not None
+    assert all(reg.active_at(on, t) for t in (None, 0.0, 4e9))
+    assert not any(reg.active_at(off, t) for t in (None, 0.0, 4e9))

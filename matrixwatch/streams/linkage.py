@@ -3,7 +3,11 @@
 Definitions: DESIGN.md, "Linkage". Two kinds of task share one container:
 
 * **repost** platforms (Weibo): a task is keyed by its root post (``weibo:<post id>``), so
-  the post and every repost of it meet in one partition, whatever the arrival order.
+  the post and every repost of it meet in one partition, whatever the arrival order. A
+  repost opens the task only if its embedded root names the author and ``created_at``
+  (they fix the expected set and the deadline). One whose root lacks either (a deleted
+  root has no user; some roots come without a time) still counts for a task opened by
+  the post or a fuller repost: seen first, it waits in ``candidates`` until then.
 * **content** platforms (WeChat via RSS, web): there is no repost primitive, so a
   subordinate's near-duplicate of the superior's text counts as 转载. Those tasks are keyed
   by the superior (``content:wechat:<superior id>``): the superior's posts open tasks and
@@ -113,11 +117,21 @@ class LinkageTracker:
             return keys
         if ev.kind == "post" and reg.has_subordinates(ev.platform, ev.account_id):
             return [f"{ev.platform}:{ev.id}"]
-        if ev.kind == "repost" and ev.root_id and reg.has_subordinates(
-            ev.platform, ev.root_account_id
-        ):
+        if ev.kind != "repost" or not ev.root_id:
+            return []
+        if reg.has_subordinates(ev.platform, ev.root_account_id):
+            return [f"{ev.platform}:{ev.root_id}"]
+        if not ev.root_account_id and self._may_be_expected(ev.platform, ev.account_id):
+            # A deleted root has no author to filter on. The task is keyed by the root
+            # id alone, so the repost still meets its post; only a reposter that some
+            # task could expect is worth sending.
             return [f"{ev.platform}:{ev.root_id}"]
         return []
+
+    def _may_be_expected(self, platform: str, account_id: str) -> bool:
+        """In some task's expected set, at some depth: a registry account with a parent."""
+        acc = self.registry.get(platform, account_id)
+        return acc is not None and acc.parent is not None
 
     # --- opening --------------------------------------------------------------------
     def deadline_for(self, author: str, level: str | None) -> float:
@@ -159,22 +173,51 @@ class LinkageTracker:
         return (box if box["tasks"] or box["candidates"] else None), changed
 
     def _apply_repost(self, box: Container, ev: Event) -> bool:
+        """Open the task from a post or a repost with a full root, and link a repost.
+
+        The deadline runs from the post's own ``created_at``, which an open task already
+        holds: a repost of it links whatever its embedded root lacks. Only opening needs
+        the root's author and time; a repost that cannot open its missing task waits as
+        a candidate, linked (and dropped) when the task opens.
+        """
         if ev.kind == "post":
-            post_id, author, created = ev.id, ev.account_id, ev.created_at
-        elif ev.kind == "repost" and ev.root_id and ev.root_account_id and ev.root_created_at:
-            post_id, author, created = ev.root_id, ev.root_account_id, ev.root_created_at
+            post_id = ev.id
+            opener: tuple[str, str] | None = (ev.account_id, ev.created_at)
+        elif ev.kind == "repost" and ev.root_id:
+            post_id = ev.root_id
+            opener = ((ev.root_account_id, ev.root_created_at)
+                      if ev.root_account_id and ev.root_created_at else None)
         else:
             return False
         task = box["tasks"].get(post_id)
         opened = False
         if task is None:
-            task = self.new_task(ev.platform, post_id, author, created)
+            if opener is None:  # only a repost gets here
+                return self._hold(box, ev, post_id)
+            task = self.new_task(ev.platform, post_id, *opener)
             if task is None:
                 return False
             box["tasks"][post_id] = task
             opened = True
+            waiting = box["candidates"]
+            box["candidates"] = [c for c in waiting if c.get("root_id") != post_id]
+            for cand in waiting:
+                if cand.get("root_id") == post_id:
+                    self._link(task, cand["account_id"], cand["ts"])
         linked = ev.kind == "repost" and self._link(task, ev.account_id, ev.ts)
         return opened or linked
+
+    def _hold(self, box: Container, ev: Event, root_id: str) -> bool:
+        """Keep a repost whose task cannot be opened yet, once per id, if its author could
+        be expected at all. Pruned like a content candidate: once the watermark passes
+        it, no post arriving on time can be its root."""
+        if not self._may_be_expected(ev.platform, ev.account_id):
+            return False
+        if any(c["id"] == ev.id for c in box["candidates"]):
+            return False
+        box["candidates"].append(
+            {"id": ev.id, "account_id": ev.account_id, "ts": ev.ts, "root_id": root_id})
+        return True
 
     def _apply_content(self, box: Container, ev: Event, key: str) -> bool:
         superior = key.rsplit(":", 1)[1]
@@ -355,7 +398,8 @@ def reference_linkage(
 
     For every original Weibo post by an account with active direct subordinates (as of
     the post time): expected = those subordinates; linked = for each expected account,
-    the earliest repost of that root within the deadline.
+    the earliest repost of that root within the deadline. A repost links whatever its
+    embedded root lacks (no time, no author: deleted); only opening a task needs them.
     """
     policy = policy or LinkagePolicy()
     tracker = LinkageTracker(registry, policy)

@@ -215,6 +215,11 @@ def scenarios(draw: st.DrawFn) -> tuple[Registry, list[Event], int]:
         who = draw(st.sampled_from(ids))
         minutes = draw(st.integers(0, 2000)) + int(root.ts - T0.timestamp()) // 60
         e = rp(f"r{r}", who, root, minutes)
+        root_kept = draw(st.sampled_from(["whole", "whole", "whole", "no time", "deleted"]))
+        if root_kept == "no time":  # can link, cannot open
+            e.root_created_at = None
+        elif root_kept == "deleted":  # no author: routed by the root id alone
+            e.root_account_id = None
         events.append(e)
         if draw(st.integers(0, 4)) == 0:
             events.append(e)  # a duplicate delivery
