@@ -125,9 +125,10 @@ def run_rules(rules: Sequence[Rule], events: list[Any], registry: Registry,
               channels: ChannelConfig, deadline: float = 86400.0) -> list[dict[str, Any]]:
     """The alerts ``rules`` fire on ``events`` (scored, in order), with decisions.
 
-    The stream's order of work, in one process: per-owner rule state, linkage tasks that
-    all close at the end of the data (checkpoints judged first), one sweep at the data's
-    last event time, then the dispatcher per alert key.
+    The stream's order of work, in one process: per-owner rule state (and the author's,
+    for a post or repost keyed to another owner: :meth:`RuleEngine.activity_key`),
+    linkage tasks that all close at the end of the data (checkpoints judged first), one
+    sweep at the data's last event time, then the dispatcher per alert key.
     """
     from matrixwatch.alerts.dispatch import Dispatcher
     from matrixwatch.alerts.engine import RuleEngine
@@ -144,6 +145,11 @@ def run_rules(rules: Sequence[Rule], events: list[Any], registry: Registry,
         key = f"{e.platform}:{e.owner_id}"
         states[key], out = engine.on_event(states.get(key), e)
         fired += out
+        # As the stream's activity agent: a repost keyed to another owner also counts
+        # as its author's update (stale_account).
+        if (akey := engine.activity_key(e)) is not None:
+            states[akey], out = engine.on_author_activity(states.get(akey), e)
+            fired += out
         max_ts = max(max_ts, e.ts)
         if linkage:
             for bkey in tracker.route(e):

@@ -11,10 +11,13 @@ Layout::
 Time. Everything runs on event time: buckets close at the owner's own watermark
 (latest event − the rule's lateness), deadlines (unanswered, stale) are computed event
 times, and an alert's ``timestamp`` is the event time it fired at, never the wall clock.
-Time-driven alerts fire either from :meth:`RuleEngine.sweep` (global watermark) or from
-the next event that proves them (a late reply, a new post after a silent fortnight),
-always with the same computed timestamp and id, so the result does not depend on when
-or how often the sweep runs.
+Time-driven alerts (stale, unanswered) fire only from :meth:`RuleEngine.sweep`
+(watermark), always with the same computed timestamp and id, so the result does not
+depend on when or how often the sweep runs. An owner's events arrive in partition order
+but not in event-time order (collectors page newest-first, archives are arbitrary), so an
+event only records: a later-arriving earlier post can split a silence, and an answer may
+arrive before its question. The sweep decides once the watermark says nothing earlier
+can still come; a finite replay sweeps at its end.
 
 Reuse. ``spike`` is :class:`VolumeCounter` + :class:`SpikeDetector` exactly as the
 stream's volume agent used them. ``negative_surge`` runs the same counter with a thin
@@ -24,6 +27,7 @@ share condition.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -100,6 +104,14 @@ STATE_VERSION = 1
 #: (9999-12-31), not a time anything happened at: they close linkage tasks but must not
 #: make every account "stale" or every question "unanswered".
 END_OF_INPUT_GUARD = 1e11
+#: How long past a question's window the account's comments are remembered (by the owner's
+#: latest event time): an answer that arrives before its question still counts if the
+#: question is at most this much older than the owner's latest event. Collectors page
+#: posts newest-first and fetch an old post's comments later, so days are not enough.
+UNANSWERED_MARGIN = 30 * 86400.0
+#: Posts a stale_account state keeps before it closes its oldest silence without a sweep
+#: (thinned, they span at least this many half-windows: about 7 months at 14 days).
+STALE_MAX_POSTS = 32
 _EVENT_TYPES = ("spike", "negative_surge", "keyword", "stale_account", "unanswered")
 
 
@@ -185,6 +197,22 @@ def is_question(text: str, params: UnansweredRuleParams) -> bool:
     if params.question_marks and ("？" in t or "?" in t):
         return True
     return any(m in t for m in params.markers)
+
+
+def _thin(items: list, width: float, at: Callable[[Any], float] = lambda x: x) -> None:
+    """Drop, in place, each inner item whose neighbours are less than ``width`` apart.
+
+    On a sorted list of times this keeps every answer to "is there a time in [t, t+width]"
+    (for unanswered) and every gap of at least ``width`` between consecutive times (for
+    stale_account), whatever order the times were added in: a dropped time sits in a gap
+    shorter than ``width``, and later additions only shorten gaps. The ends always stay.
+    """
+    i = 1
+    while i < len(items) - 1:
+        if at(items[i + 1]) - at(items[i - 1]) < width:
+            del items[i]
+        else:
+            i += 1
 
 
 def _post_of(ev: Event) -> str:
@@ -505,90 +533,204 @@ class RuleEngine:
         )]
 
     # stale_account ------------------------------------------------------------------------
+    # State: {"p": [[ts, iso, id], ...], "n": k, "fin": t | None, "g": [[a, iso, id, b, k]]}.
+    # ``p`` holds the posts not yet final, in time order; p[0] is the anchor (the latest
+    # post at or before ``fin``, the horizon the last sweep finalised) and ``n`` counts the
+    # alerts already fired for the silence after it. Posts arrive out of time order, so a
+    # post only records: a silence is decided in :meth:`sweep`, once the watermark has
+    # passed its deadline and no earlier post can still arrive. A post older than ``fin``
+    # is late and ignored (as the old ``ts <= last`` check did). ``g`` holds long silences
+    # pushed out of ``p`` by the size cap (a long replay with no sweep), to fire at sweep.
+    @staticmethod
+    def _stale_state(rs: dict | None) -> dict:
+        """The rule's state in the current layout; states written before posts were kept
+        out of order ({"last", "iso", "id", "n"}) are migrated on read."""
+        if rs is None:
+            return {"p": [], "n": 0, "fin": None, "g": []}
+        if "last" in rs:  # v1: only the latest post; posts before it were ignored
+            return {"p": [[rs["last"], rs["iso"], rs["id"]]], "n": rs.get("n", 0),
+                    "fin": rs["last"], "g": []}
+        return rs
+
     def _stale_event(self, rule: Rule, rs: dict | None, ev: Event, acc: Account | None,
                      owner: str | None = None) -> tuple[dict | None, list[Alert]]:
-        """``owner``: whose state this is (default the event's owner; the author for a
+        """Record a post of the account; never fires (see the state comment above).
+
+        ``owner``: whose state this is (default the event's owner; the author for a
         post keyed to another owner, without rebuilding the event for it)."""
         owner = ev.owner_id if owner is None else owner
         kinds = rule.filter.kinds or ("post", "repost")
         if (ev.kind not in kinds or ev.account_id != owner
                 or not rule.filter.matches_account(ev.platform, owner, acc)):
             return rs, []
+        st = self._stale_state(rs)
         ts = ev.ts
-        if rs is not None and ts <= rs["last"]:
-            return rs, []
-        out = []
-        if rs is not None:  # the silence before this post may have been long enough
-            out = self._stale_due(rule, rs, ev.platform, owner, ts)
-        return {"last": ts, "iso": ev.created_at, "id": ev.id, "n": 0}, out
+        if st["fin"] is not None and ts < st["fin"]:
+            return st, []  # late: the silence around it is already decided
+        posts: list = st["p"]
+        i = bisect.bisect_left([x[0] for x in posts], ts)
+        if i < len(posts) and posts[i][0] == ts:
+            if ev.id < posts[i][2]:  # same time, two ids: keep one, whatever the order
+                posts[i] = [ts, ev.created_at, ev.id]
+            return st, []
+        posts.insert(i, [ts, ev.created_at, ev.id])
+        _thin(posts, rule.params.after, lambda x: x[0])
+        if len(posts) > STALE_MAX_POSTS:  # no sweep for ages: close the oldest silence
+            a, b = posts.pop(0), posts[0]
+            if b[0] - a[0] >= rule.params.after:
+                st["g"].append([*a, b[0], st["n"]])
+            st["n"], st["fin"] = 0, b[0]
+        return st, []
 
-    def _stale_due(self, rule: Rule, rs: dict, platform: str, account_id: str,
-                   upto: float) -> list[Alert]:
+    def _stale_sweep(self, rule: Rule, rs: dict, platform: str, account_id: str,
+                     watermark: float) -> tuple[dict, list[Alert]]:
+        """Fire the silences the watermark has decided, in time order, then keep only the
+        posts after it (and the anchor)."""
+        st = self._stale_state(rs)
+        out: list[Alert] = []
+        gaps: list[list] = []
+        for a_ts, a_iso, a_id, b, n in st["g"]:
+            more, n = self._stale_due(rule, platform, account_id, (a_ts, a_iso, a_id), n,
+                                      min(b, watermark))
+            out += more
+            if b > watermark:
+                gaps.append([a_ts, a_iso, a_id, b, n])
+        st["g"] = gaps
+        posts = st["p"]
+        anchor = -1  # the latest post at or before the watermark
+        for i, a in enumerate(posts):
+            if a[0] > watermark:
+                break
+            upto = min(posts[i + 1][0], watermark) if i + 1 < len(posts) else watermark
+            more, n = self._stale_due(rule, platform, account_id, (a[0], a[1], a[2]),
+                                      st["n"] if i == 0 else 0, upto)
+            out += more
+            anchor, st["n"] = i, n  # the last one here is the new anchor
+        if anchor > 0:
+            del posts[:anchor]
+        if st["fin"] is None or watermark > st["fin"]:
+            st["fin"] = watermark
+        return st, out
+
+    def _stale_due(self, rule: Rule, platform: str, account_id: str,
+                   last: tuple[float, str, str], n: int, upto: float
+                   ) -> tuple[list[Alert], int]:
+        """Alerts k = n, n+1, … for the silence after post ``last`` that fall at or before
+        ``upto`` (the next post, or the watermark); returns them and the new count."""
         p: StaleRuleParams = rule.params
-        start = rs["last"] + p.after
+        last_ts, last_iso, last_id = last
+        start = last_ts + p.after
         if start > upto:
-            return []
+            return [], n
         due = 1
         if p.remind_every > 0:
             due += min(p.max_reminders, math.floor((upto - start) / p.remind_every))
         acc = self._acc(platform, account_id)
         out = []
-        for k in range(rs.get("n", 0), due):
+        for k in range(n, due):
             at = start + k * p.remind_every
             if acc is not None and not self.registry.active_at(acc, at):
                 continue
-            days = (at - rs["last"]) / 86400.0
+            days = (at - last_ts) / 86400.0
             who = self._who(platform, account_id)
             out.append(self._make(
-                rule, key=f"{platform}:{account_id}", discr=f"{rs['last']}|{k}",
-                severity=rule.base_severity(), at=iso_from_epoch(at, rs["iso"]),
+                rule, key=f"{platform}:{account_id}", discr=f"{last_ts}|{k}",
+                severity=rule.base_severity(), at=iso_from_epoch(at, last_iso),
                 platform=platform, account_id=account_id, post_id=None,
                 title=f"{name_of(acc, account_id)} 已 {days:g} 天未更新",
-                message=(f"{who}最近一次发布于 {local_str(rs['last'], seconds=False)}"
+                message=(f"{who}最近一次发布于 {local_str(last_ts, seconds=False)}"
                          f"（北京时间），已 {days:g} 天无更新（规则：{p.after / 86400:g} 天）。"
                          f"“监测时间点前2周内无更新”为单项否决指标。"),
-                values={"days_since": _num(days, 3), "last_post": rs["last"],
+                values={"days_since": _num(days, 3), "last_post": last_ts,
                         "threshold_days": _num(p.after / 86400.0, 3), "reminder": float(k)},
-                samples=[rs["id"]],
+                samples=[last_id],
             ))
-        rs["n"] = max(rs.get("n", 0), due)
-        return out
+        return out, max(n, due)
 
     # unanswered ---------------------------------------------------------------------------
+    # State: {"q": {qid: [ts, post, iso, text, asker]} pending questions, "done": {qid: ts}
+    # answered or fired, "ans": {qid: ts} the earliest account reply pointing at a question
+    # id, "said": {post: [ts, ...]} when the account commented on a post}. Comments arrive
+    # out of time order (an answer may come before its question), so every account comment
+    # is remembered for the window plus UNANSWERED_MARGIN (by the owner's latest event
+    # time), and a question is judged against all of them. Only the sweep fires: a reply
+    # after the deadline does not prove the question unanswered, an earlier one may follow.
     def _unanswered_event(self, rule: Rule, rs: dict | None, ev: Event, acc: Account | None,
                           owner_max: float) -> tuple[dict | None, list[Alert]]:
         if ev.kind != "comment" or not ev.post_id:
             return rs, []
         p: UnansweredRuleParams = rule.params
-        out: list[Alert] = []
         if ev.account_id == ev.owner_id:  # the account speaks in its own comments
-            if not rs or not rs["q"]:
+            if not rule.filter.matches_account(ev.platform, ev.owner_id, acc):
                 return rs, []
+            rs = self._unanswered_state(rs)
             ts = ev.ts
+            if ev.reply_to_id and ts < rs["ans"].get(ev.reply_to_id, math.inf):
+                rs["ans"][ev.reply_to_id] = ts
+            said = rs["said"].setdefault(ev.post_id, [])
+            if ts not in said:
+                bisect.insort(said, ts)
+                _thin(said, p.after)
             for qid in sorted(rs["q"], key=lambda k: (rs["q"][k][0], k)):
-                q = rs["q"][qid]
-                if ev.reply_to_id == qid or (q[1] == ev.post_id and q[0] <= ts):
-                    if ts > q[0] + p.after:  # answered, but too late: it was unanswered
-                        out.append(self._unanswered_alert(rule, ev.platform, ev.owner_id,
-                                                          qid, q))
-                    del rs["q"][qid]
-                    rs["done"][qid] = q[0]
-            return rs, out
+                if self._answered(rs, qid, rs["q"][qid], p):
+                    rs["done"][qid] = rs["q"].pop(qid)[0]
+            self._unanswered_prune(rs, p, owner_max)
+            return rs, []
         if ev.reply_to_id or not rule.filter.matches_event(ev, acc) or not is_question(ev.text, p):
             return rs, []
-        if rs is None:
-            rs = {"q": {}, "done": {}}
+        rs = self._unanswered_state(rs)
         if ev.id in rs["q"] or ev.id in rs["done"]:
             return rs, []
         # Kept small (it is changelogged): no URL, the post link is derived from post_id.
-        rs["q"][ev.id] = [ev.ts, ev.post_id, ev.created_at, snippet(ev.text, 40),
-                          (ev.account_name or ev.account_id)[:30]]
+        q = [ev.ts, ev.post_id, ev.created_at, snippet(ev.text, 40),
+             (ev.account_name or ev.account_id)[:30]]
+        if self._answered(rs, ev.id, q, p):  # its answer came first
+            rs["done"][ev.id] = ev.ts
+        else:
+            rs["q"][ev.id] = q
         if len(rs["q"]) > p.max_pending:
             oldest = min(rs["q"], key=lambda k: (rs["q"][k][0], k))
             del rs["q"][oldest]
-        horizon = owner_max - p.after - 7 * 86400.0
+        self._unanswered_prune(rs, p, owner_max)
+        return rs, []
+
+    @staticmethod
+    def _unanswered_state(rs: dict | None) -> dict:
+        """The rule's state; states from before answers were remembered get empty ones."""
+        if rs is None:
+            return {"q": {}, "done": {}, "ans": {}, "said": {}}
+        rs.setdefault("ans", {})
+        rs.setdefault("said", {})
+        return rs
+
+    @staticmethod
+    def _answered(rs: dict, qid: str, q: list, p: UnansweredRuleParams) -> bool:
+        """A reply to the question, or any account comment on its post after it, within
+        the window."""
+        t0, deadline = q[0], q[0] + p.after
+        if rs["ans"].get(qid, math.inf) <= deadline:
+            return True
+        said = rs["said"].get(q[1], [])
+        i = bisect.bisect_left(said, t0)
+        return i < len(said) and said[i] <= deadline
+
+    @staticmethod
+    def _unanswered_prune(rs: dict, p: UnansweredRuleParams, owner_max: float) -> None:
+        """Forget what only a question older than the window + margin could use."""
+        horizon = owner_max - p.after - UNANSWERED_MARGIN
         rs["done"] = {k: t for k, t in rs["done"].items() if t >= horizon}
-        return rs, out
+        ans = {k: t for k, t in rs["ans"].items() if t >= horizon}
+        if len(ans) > 4 * p.max_pending:
+            ans = dict(sorted(ans.items(), key=lambda x: (x[1], x[0]))[-4 * p.max_pending:])
+        rs["ans"] = ans
+        said: dict[str, list[float]] = {}
+        for post, times in rs["said"].items():
+            kept = [t for t in times if t >= horizon]
+            if kept:
+                said[post] = kept
+        if len(said) > p.max_pending:
+            said = dict(sorted(said.items(), key=lambda x: (x[1][-1], x[0]))[-p.max_pending:])
+        rs["said"] = said
 
     def _unanswered_alert(self, rule: Rule, platform: str, owner: str, qid: str,
                           q: list) -> Alert:
@@ -626,7 +768,9 @@ class RuleEngine:
             if rs is None:
                 continue
             if rule.type == "stale_account":
-                out += self._stale_due(rule, rs, platform, owner, watermark)
+                state["rules"][rule.name], more = self._stale_sweep(rule, rs, platform, owner,
+                                                                    watermark)
+                out += more
             elif rule.type == "unanswered":
                 p: UnansweredRuleParams = rule.params
                 for qid in sorted(rs["q"], key=lambda k: (rs["q"][k][0], k)):
