@@ -14,6 +14,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,7 +91,9 @@ def _accounts(registry: Path, only: list[str] | None) -> list[str]:
     except RegistryError as e:
         _fail(str(e))
         raise
-    ids = [a.id for a in reg.all() if a.platform == "weibo" and a.active]
+    # Active now by the registry's rule: a closed_at already past wins over ``active: true``.
+    now = time.time()
+    ids = [a.id for a in reg.all() if a.platform == "weibo" and reg.active_at(a, now)]
     if only:
         unknown = sorted(set(only) - set(ids))
         if unknown:

@@ -11,12 +11,14 @@ the loader reads.
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 from typing import Any
 
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from matrixwatch.registry import Registry, RegistryError, parse_flag, parse_yaml
 
@@ -112,6 +114,26 @@ def to_yaml(reg: Registry) -> str:
     return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, width=200)
 
 
+def closed_but_active(reg: Registry, now: float | None = None) -> list[str]:
+    """One warning per account left at ``active: true`` with a closed_at already past:
+    the registry treats it as closed from then on (closed_at decides), which its
+    ``active`` flag hides from whoever reads the file."""
+    at = time.time() if now is None else now
+    out = []
+    for i, a in enumerate(reg.all()):  # registry order is file order: i is the row
+        closed = reg.closed_at.get(a.key_tuple)
+        if a.active and closed is not None and closed <= at:
+            out.append(f"accounts[{i}] (account {a.id}): active: true but closed_at "
+                       f"{reg.closed_at_text[a.key_tuple]} is past; it is treated as "
+                       f"closed from then on")
+    return out
+
+
+def _warn(reg: Registry) -> None:
+    for line in closed_but_active(reg):
+        err.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True)
+
+
 def load(path: Path) -> Registry:
     if not path.is_file():
         raise RegistryError(f"no such file: {path}")
@@ -134,6 +156,7 @@ def import_(
     if out.exists() and not force and out.resolve() != file.resolve():
         err.print(f"[red]error:[/red] {out} exists (use --force to overwrite)")
         raise typer.Exit(2)
+    _warn(reg)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(to_yaml(reg), encoding="utf-8")
     active = sum(1 for a in reg.all() if a.active)
@@ -149,4 +172,5 @@ def validate(file: Path = typer.Argument(..., help="CSV or YAML registry.")) -> 
     except RegistryError as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
+    _warn(reg)
     err.print(f"{file}: {len(reg)} accounts, valid")

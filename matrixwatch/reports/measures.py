@@ -54,14 +54,17 @@ def in_period(ts: str, since: float, until: float) -> bool:
     return since <= t < until
 
 
-def coverage(registry: Registry, unit: str | None) -> float | None:
-    """Share of the unit's subordinate units that have an active account; None if none."""
+def coverage(registry: Registry, unit: str | None, at: float | None = None) -> float | None:
+    """Share of the unit's subordinate units that have an account active at ``at`` (the
+    period's start, as the index's peer groups; a closed_at decides whatever ``active``
+    says); None if none."""
     if not unit:
         return None
     subs = {u.name for u in registry.units if u.parent_unit == unit}
     if not subs:
         return None
-    with_account = {a.unit for a in registry.all() if a.active and a.unit in subs}
+    with_account = {a.unit for a in registry.all()
+                    if a.unit in subs and registry.active_at(a, at)}
     return round(len(with_account) / len(subs), 6)
 
 
@@ -78,7 +81,7 @@ def compute(
         (a.platform, a.id): AccountMeasures(
             account_id=a.id, platform=a.platform, name=a.name, unit=a.unit, level=a.level,
             parent=a.parent, period_start=since.isoformat(), period_end=until.isoformat(),
-            coverage=coverage(registry, a.unit),
+            coverage=coverage(registry, a.unit, lo),
         )
         for a in registry.all()
     }

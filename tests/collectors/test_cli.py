@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner, Result
 
 from matrixwatch.cli import app
@@ -202,3 +203,20 @@ def test_collect_run_cuts_polls_short_quietly_at_the_end(
     assert (polls, ok, failed, cut) == (2, 0, 0, 2), r.output
     assert "Traceback" not in r.output
     assert not warnings_of(caplog), [x.getMessage() for x in caplog.records]
+
+
+def test_an_account_closed_in_the_past_is_not_polled(tmp_path: Path) -> None:
+    """active: true with a closed_at already past: closed (the registry's rule), so the
+    collector neither polls it nor accepts it in --account; a future closed_at still polls."""
+    from matrixwatch.collectors.cli import _accounts
+
+    reg = tmp_path / "matrix.yaml"
+    reg.write_text(REGISTRY + """\
+  - {id: "9000000004", platform: weibo, name: 已关闭, level: county,
+     parent: "9000000001", active: true, closed_at: "2024-03-01T00:00:00+08:00"}
+  - {id: "9000000005", platform: weibo, name: 将关闭, level: county,
+     parent: "9000000001", active: true, closed_at: "2999-01-01T00:00:00+08:00"}
+""", encoding="utf-8")
+    assert _accounts(reg, None) == ["9000000001", "9000000002", "9000000005"]
+    with pytest.raises(typer.Exit):
+        _accounts(reg, ["9000000004"])

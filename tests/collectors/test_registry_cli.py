@@ -171,3 +171,31 @@ def test_import_csv_keeps_the_optional_columns(tmp_path: Path) -> None:
                    encoding="utf-8")
     r = runner.invoke(app, ["registry", "validate", str(bad)])
     assert r.exit_code == 2 and "closed_at" in r.output
+
+
+def test_active_but_closed_in_the_past_is_a_warning(tmp_path: Path) -> None:
+    """active: true with a past closed_at loads (closed_at decides) but says so, one line
+    per account, on validate and import; the exit code stays 0."""
+    src = tmp_path / "m.yaml"
+    src.write_text("""accounts:
+  - {id: "1", platform: weibo, name: 甲, level: city, parent: null}
+  - {id: "2", platform: weibo, name: 乙, level: county, parent: "1", active: false,
+     closed_at: "2024-03-01T08:00:00+08:00"}
+  - {id: "3", platform: weibo, name: 丙, level: county, parent: "1",
+     closed_at: "2999-01-01T00:00:00+08:00"}
+  - {id: "123", platform: weibo, name: 丁, level: county, parent: "1", active: true,
+     closed_at: "2024-11-01T00:00:00+08:00"}
+""", encoding="utf-8")
+    want = ("warning: accounts[3] (account 123): active: true but closed_at "
+            "2024-11-01T00:00:00+08:00 is past; it is treated as closed from then on")
+    r = runner.invoke(app, ["registry", "validate", str(src)])
+    assert r.exit_code == 0, r.output
+    assert want in r.output.splitlines()
+    assert r.output.count("warning:") == 1 and "valid" in r.output
+    out = tmp_path / "out.yaml"
+    r = runner.invoke(app, ["registry", "import", str(src), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert want in r.output.splitlines() and r.output.count("warning:") == 1
+    assert Registry.load(out).closed_at_text[("weibo", "123")] == "2024-11-01T00:00:00+08:00"
+    plain = runner.invoke(app, ["registry", "validate", str(FIX / "registry.csv")])
+    assert plain.exit_code == 0 and "warning" not in plain.output

@@ -81,6 +81,24 @@ def test_coverage_uses_units() -> None:
     assert coverage(registry, "无下级单位") is None
 
 
+def test_coverage_counts_an_account_closed_before_the_period_as_none() -> None:
+    """甲市东区 left at active: true but closed before the period: no longer covers its
+    unit (it did before its closed_at); the report's period decides, not the flag."""
+    data = yaml.safe_load(REGISTRY_YAML)
+    for row in data["accounts"]:
+        if row["id"] == A1:
+            row["closed_at"] = (SINCE - timedelta(days=1)).isoformat()
+        if row["id"] == A:
+            row["unit"] = "甲市人民政府"  # so that compute() reports 甲市's coverage
+    registry = Registry.from_dict(data)
+    assert coverage(registry, "甲市人民政府") == 0.5  # no time: active decides, as before
+    assert coverage(registry, "甲市人民政府", SINCE.timestamp()) == 0.0
+    assert coverage(registry, "甲市人民政府", (SINCE - timedelta(days=2)).timestamp()) == 0.5
+    r = {m.account_id: m for m in compute(registry, TASKS, EVENTS, SINCE, UNTIL)}
+    assert r[A].coverage == 0.0
+    assert rows()[A].coverage is None  # the plain matrix: unchanged
+
+
 def test_laggards_rank_lowest_rate_first() -> None:
     order = [r.account_id for r in laggards(compute(reg(), TASKS, EVENTS, SINCE, UNTIL))]
     assert order[:3] == [C, A2, B]

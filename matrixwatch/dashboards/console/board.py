@@ -175,7 +175,7 @@ def stale_accounts(registry: Registry, last_posts: dict[tuple[str, str], float],
     limit = ref - days * DAY
     out = []
     for a in registry.all():
-        if not a.active or a.synthetic:
+        if not registry.active_at(a, ref) or a.synthetic:
             continue
         last = last_posts.get(a.key_tuple)
         if last is not None and last >= limit:
@@ -188,11 +188,12 @@ def stale_accounts(registry: Registry, last_posts: dict[tuple[str, str], float],
 
 
 def subordinate_rates(registry: Registry, platform: str, superior: str,
-                      closed: Iterable[dict[str, Any]], open_: Iterable[dict[str, Any]]
-                      ) -> list[dict[str, Any]]:
-    """Linkage rate per direct subordinate of ``superior``: closed tasks, and open ones so
-    far (a replay in progress has only open tasks)."""
-    subs = registry.subordinates(platform, superior, depth=1)
+                      closed: Iterable[dict[str, Any]], open_: Iterable[dict[str, Any]],
+                      at: float | None = None) -> list[dict[str, Any]]:
+    """Linkage rate per direct subordinate of ``superior`` active at ``at`` (the console's
+    reference time; a closed_at decides whatever ``active`` says): closed tasks, and open
+    ones so far (a replay in progress has only open tasks)."""
+    subs = registry.subordinates(platform, superior, at=at, depth=1)
     stats = {s: [0, 0, 0, 0] for s in subs}  # closed expected, linked, open expected, linked
     for t in closed:
         if t["account_id"] != superior or t.get("platform", platform) != platform:

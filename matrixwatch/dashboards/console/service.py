@@ -305,14 +305,16 @@ class Console:
         open_ = self.open_tasks(ref).tasks
         return {"ref": board.iso(ref), "superior": board.who(self.registry, platform, superior),
                 "rows": board.subordinate_rates(self.registry, platform, superior, closed,
-                                                open_)}
+                                                open_, at=ref)}
 
     # --- meta and registry --------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
         accts = sorted(self.registry.all(), key=lambda a: (a.platform, a.level or "", a.id))
+        ref = self.ref_time()
         return {
             "accounts": [{"id": a.id, "platform": a.platform, "name": a.name, "unit": a.unit,
-                          "level": a.level, "parent": a.parent, "active": a.active}
+                          "level": a.level, "parent": a.parent,
+                          "active": self.registry.active_at(a, ref)}
                          for a in accts if not a.synthetic],
             "units": sorted({a.unit for a in accts if a.unit}),
             "levels": [lv for lv in LEVELS if any(a.level == lv for a in accts)],
@@ -320,28 +322,31 @@ class Console:
             "superiors": [board.who(self.registry, p, s) | {"platform": p}
                           for p, s in board.superiors(self.registry, self.policy)],
             "users": [u.public() for u in self.users.all()],
-            "ref": board.iso(self.ref_time()), "clock": self.cs.clock,
+            "ref": board.iso(ref), "clock": self.cs.clock,
             "registry_writable": self.registry_path is not None,
         }
 
     @staticmethod
-    def validate_registry(text: str) -> tuple[Registry | None, dict[str, Any]]:
+    def validate_registry(text: str, at: float | None = None
+                          ) -> tuple[Registry | None, dict[str, Any]]:
         """An uploaded registry and its report. Every bad input is a RegistryError (YAML
         included, via Registry.from_text): a report the API answers 422 with. Anything
         else is a bug and propagates (500). CPU-heavy on a big upload: call it in a
-        thread."""
+        thread. ``active`` counts the accounts active at ``at`` (default: now), a
+        closed_at deciding whatever ``active`` says."""
         try:
             reg = Registry.from_text(text, source="upload")
         except RegistryError as e:
             return None, {"ok": False, "error": str(e)}
         sup = {(a.platform, a.parent) for a in reg.all() if a.parent}
+        when = time.time() if at is None else at
         return reg, {"ok": True, "accounts": len(reg), "units": len(reg.units),
                      "superiors": len(sup),
-                     "active": sum(1 for a in reg.all() if a.active)}
+                     "active": sum(1 for a in reg.all() if reg.active_at(a, when))}
 
     def replace_registry(self, text: str) -> dict[str, Any]:
         """Write a validated registry over the configured file (kept as .bak first)."""
-        reg, report = self.validate_registry(text)
+        reg, report = self.validate_registry(text, self.ref_time())
         if reg is None:
             return report
         if self.registry_path is None:
