@@ -60,7 +60,22 @@ class RateLimitError(NotifyError):
         self.cooldown = cooldown
 
 
-class RateLimited(Exception):
+class _Undelivered(Exception):
+    """What :class:`RateLimited` and :class:`DeliveryFailed` both carry: the channel, its
+    type, the reason and the attempts. Never caught as such: the two mean different
+    things to the caller. The message names the channel, its type and host, never secrets."""
+
+    def __init__(self, channel: str, ctype: str, reason: str, attempts: int, detail: str,
+                 message: str) -> None:
+        self.channel = channel
+        self.type = ctype
+        self.reason = reason
+        self.attempts = attempts
+        self.detail = detail
+        super().__init__(f"{message}: {reason}{': ' + detail if detail else ''}")
+
+
+class RateLimited(_Undelivered):
     """A delivery the platform refused as too fast (:class:`RateLimitError`), raised by
     :func:`~matrixwatch.alerts.dispatch.deliver` after that one attempt.
 
@@ -71,33 +86,21 @@ class RateLimited(Exception):
 
     def __init__(self, channel: str, ctype: str, target: str, reason: str, cooldown: float,
                  attempts: int, detail: str = "") -> None:
-        self.channel = channel
-        self.type = ctype
-        self.reason = reason
         self.cooldown = cooldown
-        self.attempts = attempts
-        self.detail = detail
-        super().__init__(
-            f"channel {channel} ({ctype} → {target}) is rate-limited by the platform for "
-            f"{cooldown:g} s: {reason}{': ' + detail if detail else ''}"
-        )
+        super().__init__(channel, ctype, reason, attempts, detail,
+                         f"channel {channel} ({ctype} → {target}) is rate-limited by the "
+                         f"platform for {cooldown:g} s")
 
 
-class DeliveryFailed(Exception):
+class DeliveryFailed(_Undelivered):
     """A notification that could not be delivered after every attempt. The caller records
-    it (store, metric); the message names the channel, its type and host, never secrets."""
+    it (store, metric)."""
 
     def __init__(self, channel: str, ctype: str, target: str, reason: str, attempts: int,
                  detail: str = "") -> None:
-        self.channel = channel
-        self.type = ctype
-        self.reason = reason
-        self.attempts = attempts
-        self.detail = detail
-        super().__init__(
-            f"delivery to channel {channel} ({ctype} → {target}) failed after {attempts} "
-            f"attempt(s): {reason}{': ' + detail if detail else ''}"
-        )
+        super().__init__(channel, ctype, reason, attempts, detail,
+                         f"delivery to channel {channel} ({ctype} → {target}) failed after "
+                         f"{attempts} attempt(s)")
 
 
 class _RedactFilter(logging.Filter):
