@@ -8,13 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from matrixwatch.cli import app
+from tests.collectors.test_registry_cli import BAD_YAML
 
 runner = CliRunner()
-BAD = {
-    "units": "accounts:\n  - {id: '1', platform: weibo, name: 甲}\nunits: 5\n",
-    "date": "accounts:\n  - {id: '1', platform: weibo, name: 甲, verified_at: 2024-02-30}\n",
-    "int_tag": "accounts:\n  - {id: !!int abc, platform: weibo, name: 甲}\n",
-}
+BAD = {k: BAD_YAML[k] for k in ("units", "date", "int_tag")}
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

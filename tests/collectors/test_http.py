@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,10 +131,14 @@ async def open_circuit(f: Fetcher, url: str) -> None:
         await f.get(url)
 
 
-async def test_half_open_trial_success_closes_the_circuit() -> None:
+@contextlib.asynccontextmanager
+async def trial_in_flight(trial_fault: str) -> AsyncIterator[
+        tuple[FakeWeibo, Fetcher, CircuitBreaker, str, asyncio.Task[Any]]]:
+    """A circuit opened by three 500s, its cooldown (0.2 s) over, and the half-open trial
+    sent: the host answers it with ``trial_fault`` after 0.3 s."""
     fw = FakeWeibo()
     fw.stall_seconds = 0.3
-    fw.inject(GET_INDEX, "500", "500", "500", "slow")
+    fw.inject(GET_INDEX, "500", "500", "500", trial_fault)
     async with fw.serve() as base:
         f = fetcher(circuit_cooldown=0.2)
         b = f.breaker(base)
@@ -142,6 +146,11 @@ async def test_half_open_trial_success_closes_the_circuit() -> None:
         await asyncio.sleep(0.3)
         trial = asyncio.create_task(f.get(base + GET_INDEX))
         await until(lambda: b.trial)
+        yield fw, f, b, base, trial
+
+
+async def test_half_open_trial_success_closes_the_circuit() -> None:
+    async with trial_in_flight("slow") as (fw, f, b, base, trial):
         # Arriving during the trial: waits for its verdict, then goes out.
         other = await f.get(base + GET_INDEX)
         assert trial.done() and (await trial).status == 200
@@ -151,16 +160,8 @@ async def test_half_open_trial_success_closes_the_circuit() -> None:
 
 
 async def test_half_open_trial_failure_reopens_for_longer() -> None:
-    fw = FakeWeibo()
-    fw.stall_seconds = 0.3  # "timeout" fault: a 500 after 0.3 s (the client waits 2 s)
-    fw.inject(GET_INDEX, "500", "500", "500", "timeout")
-    async with fw.serve() as base:
-        f = fetcher(circuit_cooldown=0.2)
-        b = f.breaker(base)
-        await open_circuit(f, base + GET_INDEX)
-        await asyncio.sleep(0.3)
-        trial = asyncio.create_task(f.get(base + GET_INDEX))
-        await until(lambda: b.trial)
+    # "timeout" fault: a 500 after 0.3 s (the client waits 2 s)
+    async with trial_in_flight("timeout") as (fw, f, b, base, trial):
         with pytest.raises(CircuitOpen, match="failed 4 times in a row"):
             await f.get(base + GET_INDEX)  # waited for the verdict: failed, so fail fast
         with pytest.raises(RetryableError, match="500"):
