@@ -24,6 +24,7 @@ import ipaddress
 import json
 import logging
 import math
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -656,15 +657,21 @@ def create_app(console: Console) -> web.Application:
 
 async def serve(console: Console, host: str, port: int,
                 ready: Callable[[int], None] | None = None,
-                stop: asyncio.Event | None = None) -> None:
-    """Serve until ``stop`` is set (or forever); ``ready`` gets the bound port."""
+                stop: asyncio.Event | None = None,
+                sock: socket.socket | None = None) -> None:
+    """Serve until ``stop`` is set (or forever); ``ready`` gets the bound port. ``sock``:
+    a listening socket to serve instead of binding ``host:port`` (``matrixwatch run``
+    binds it and hands it over, so the console its link leads to is certainly this one)."""
     app = create_app(console)
     runner = web.AppRunner(app, access_log_class=AccessLogger, access_log=log,
                            shutdown_timeout=2.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = int(runner.addresses[0][1]) if runner.addresses else port
+    if sock is not None:
+        await web.SockSite(runner, sock).start()
+        bound = int(sock.getsockname()[1])
+    else:
+        await web.TCPSite(runner, host, port).start()
+        bound = int(runner.addresses[0][1]) if runner.addresses else port
     if ready:
         ready(bound)
     try:

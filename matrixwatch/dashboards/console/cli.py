@@ -18,9 +18,8 @@ import os
 import socket
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 from rich.console import Console as RichConsole
@@ -36,9 +35,6 @@ from matrixwatch.dashboards.console.auth import (
 )
 from matrixwatch.dashboards.console.process import default_users_file
 from matrixwatch.settings import get_settings
-
-if TYPE_CHECKING:
-    from matrixwatch.dashboards.console.service import Console
 
 app = typer.Typer(help="The duty console (web page for duty officers and matrix managers).",
                   no_args_is_help=True, add_completion=False)
@@ -101,10 +97,8 @@ def serve(
                   markup=False)
 
     try:
-        if fd is not None:
-            asyncio.run(_serve_socket(console, socket.socket(fileno=fd), ready))
-        else:
-            asyncio.run(serve_app(console, host, port, ready))
+        sock = socket.socket(fileno=fd) if fd is not None else None
+        asyncio.run(serve_app(console, host, port, ready, sock=sock))
     except KeyboardInterrupt:
         pass
     except OSError as e:  # e.g. the port is in use: one line, not a traceback
@@ -113,25 +107,6 @@ def serve(
         raise typer.Exit(2) from None
     finally:
         console.close()
-
-
-async def _serve_socket(console: Console, sock: socket.socket,
-                        ready: Callable[[int], None]) -> None:
-    """``app.serve`` on a socket ``matrixwatch run`` bound and handed over (process.py),
-    so the console its link leads to is certainly this one."""
-    from aiohttp import web
-
-    from matrixwatch.dashboards.console.app import AccessLogger, create_app, log
-
-    runner = web.AppRunner(create_app(console), access_log_class=AccessLogger,
-                           access_log=log, shutdown_timeout=2.0)
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    ready(int(sock.getsockname()[1]))
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
 
 
 @app.command()

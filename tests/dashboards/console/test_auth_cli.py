@@ -197,7 +197,7 @@ def test_console_commands_use_the_users_file_run_makes(
     served: list[Path | None] = []
 
     async def fake_serve(console: Any, host: str, port: int, ready: Any = None,
-                         stop: Any = None) -> None:
+                         stop: Any = None, sock: Any = None) -> None:
         served.append(console.users.path)
 
     monkeypatch.setattr(app_module, "serve", fake_serve)
